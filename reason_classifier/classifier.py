@@ -1,0 +1,171 @@
+"""The reason classifier: an answer in, a category, a sub-reason and an honest confidence out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .answers import DEFAULT_MAX_CHARS, check_answer
+from .encoders import Encoder, load_encoder
+from .heads import LinearHead
+from .language import LanguageDetector, default_detector
+from .model_folder import ModelConfig, ModelFiles, read_model_folder, write_model_folder
+from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One classified answer.
+
+    `confidence` is the model's probability that `category` is right. When the model abstains
+    (no category reaches the threshold) the category is `other`, `abstained` is true and
+    `confidence` is the probability that the best guess would have been wrong. Rows that could
+    not be classified at all (empty, not text, too long) carry `error` and no confidence.
+    """
+
+    category: str
+    sub_reason: str | None
+    confidence: float | None
+    sub_reason_confidence: float | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    abstained: bool = False
+    language: str | None = None
+    error: str | None = None
+
+
+class ReasonClassifier:
+    """Encoder + two linear heads over a taxonomy; `load()` gives the shipped default, `load(folder)` any trained one."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        taxonomy: Taxonomy,
+        category_head: LinearHead,
+        sub_reason_head: LinearHead,
+        abstain_below: float = 0.5,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        language_detector: LanguageDetector | None = None,
+        config: ModelConfig | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.taxonomy = taxonomy
+        self.category_head = category_head.reorder(CATEGORIES)
+        self.sub_reason_head = sub_reason_head.reorder(taxonomy.sub_reason_names)
+        self.abstain_below = abstain_below
+        self.max_chars = max_chars
+        self.language_detector = language_detector
+        self.config = config or ModelConfig(name="unsaved", encoder=encoder.name, abstain_below=abstain_below)
+        if encoder.dimension != self.category_head.dimension:
+            raise ValueError(
+                f"encoder {encoder.name} gives {encoder.dimension}-dimensional embeddings; the heads expect {self.category_head.dimension}"
+            )
+        # For each category, the columns of its sub-reasons in the sub-reason head's output.
+        self._sub_reason_columns = {
+            c: np.array([self.taxonomy.sub_reason_names.index(s) for s in taxonomy.categories[c].sub_reasons])
+            for c in CATEGORIES
+        }
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        threads: int = 2,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        detect_language: bool = True,
+    ) -> ReasonClassifier:
+        """A classifier from a model folder (None = the default model shipped in the package)."""
+        files: ModelFiles = read_model_folder(path)
+        return cls(
+            encoder=load_encoder(files.encoder_path, threads=threads),
+            taxonomy=files.taxonomy,
+            category_head=files.category_head,
+            sub_reason_head=files.sub_reason_head,
+            abstain_below=files.config.abstain_below,
+            max_chars=max_chars,
+            language_detector=default_detector() if detect_language else None,
+            config=files.config,
+        )
+
+    def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:
+        """Write a model folder that `load` reads back into an identical classifier."""
+        self.config.abstain_below = self.abstain_below
+        return write_model_folder(
+            path, self.config, self.taxonomy.to_yaml(), self.category_head, self.sub_reason_head, metrics, card
+        )
+
+    @property
+    def classes_(self) -> tuple[str, ...]:
+        return CATEGORIES
+
+    @property
+    def version(self) -> str:
+        return f"{self.config.name}@{self.config.checksums.get('heads.npz', 'unsaved')[:12]}"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts`, encoding each distinct text once (exports repeat answers a lot)."""
+        unique = list(dict.fromkeys(texts))
+        if len(unique) == len(texts):
+            return self.encoder.encode(texts)
+        position = {text: i for i, text in enumerate(unique)}
+        vectors = self.encoder.encode(unique)
+        return vectors[[position[t] for t in texts]]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 5) category probabilities, columns in `classes_` order. Every text must be classifiable."""
+        return self._probabilities(self._checked(texts))[0]
+
+    def predict(self, texts: Sequence[object]) -> list[Prediction]:
+        """One prediction per input, in order; unclassifiable inputs get `category='other'` and an `error`."""
+        problems = [check_answer(text, self.max_chars) for text in texts]
+        valid = [i for i, problem in enumerate(problems) if problem is None]
+        valid_texts: list[str] = [texts[i] for i in valid]  # type: ignore[misc]
+        category_p, sub_reason_p = self._probabilities(valid_texts)
+        predictions: list[Prediction] = [
+            Prediction(category=ABSTAIN_CATEGORY, sub_reason=None, confidence=None, error=problem)
+            for problem in problems
+        ]
+        languages = self._languages(valid_texts)
+        for row, i in enumerate(valid):
+            predictions[i] = self._decide(category_p[row], sub_reason_p[row], languages[row])
+        return predictions
+
+    def _checked(self, texts: Sequence[object]) -> list[str]:
+        for i, text in enumerate(texts):
+            problem = check_answer(text, self.max_chars)
+            if problem:
+                raise ValueError(f"text {i}: {problem}")
+        return list(texts)  # type: ignore[arg-type]
+
+    def _probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        embeddings = self.embed(texts)
+        return self.category_head.predict_proba(embeddings), self.sub_reason_head.predict_proba(embeddings)
+
+    def _languages(self, texts: Sequence[str]) -> list[str | None]:
+        if self.language_detector is None:
+            return [None] * len(texts)
+        return self.language_detector.detect_many(texts)
+
+    def _decide(self, category_p: np.ndarray, sub_reason_p: np.ndarray, language: str | None) -> Prediction:
+        best = int(category_p.argmax())
+        category = CATEGORIES[best]
+        confidence = float(category_p[best])
+        abstained = category != ABSTAIN_CATEGORY and confidence < self.abstain_below
+        if abstained:
+            category, confidence = ABSTAIN_CATEGORY, 1.0 - confidence
+        columns = self._sub_reason_columns[category]
+        within = sub_reason_p[columns]
+        within = within / max(within.sum(), 1e-12)
+        pick = int(within.argmax())
+        return Prediction(
+            category=category,
+            sub_reason=self.taxonomy.sub_reason_names[columns[pick]],
+            confidence=round(confidence, 4),
+            sub_reason_confidence=round(float(within[pick]), 4),
+            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p)},
+            abstained=abstained,
+            language=language,
+        )

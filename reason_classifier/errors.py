@@ -1,0 +1,21 @@
+"""The errors a user can act on: each says what was wrong and where."""
+
+
+class ReasonClassifierError(Exception):
+    """Base of every error this library raises on purpose (bad input, bad files, bad config)."""
+
+
+class TaxonomyError(ReasonClassifierError):
+    """The taxonomy file is invalid; the message names the key and its line."""
+
+
+class ModelFolderError(ReasonClassifierError):
+    """A model folder is incomplete, corrupt, or from an incompatible format version."""
+
+
+class InputError(ReasonClassifierError):
+    """A survey export cannot be read as a whole (missing column, wrong encoding, unknown format)."""
+
+
+class EncoderError(ReasonClassifierError):
+    """An encoder cannot be found or loaded from the given name or path."""

@@ -1,0 +1,65 @@
+"""A linear softmax layer over sentence embeddings, evaluated in numpy.
+
+Training happens elsewhere (scikit-learn, in `training/`); serving needs only the learned
+weights, so the service imports no training library and a prediction is one matrix product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LinearHead:
+    """Multinomial logistic regression: probabilities = softmax(X @ coef.T / temperature + intercept)."""
+
+    classes: tuple[str, ...]
+    coef: np.ndarray  # (n_classes, dimension)
+    intercept: np.ndarray  # (n_classes,)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.coef.shape != (len(self.classes), self.coef.shape[1]) or self.intercept.shape != (len(self.classes),):
+            raise ValueError(
+                f"weights do not fit {len(self.classes)} classes: coef {self.coef.shape}, intercept {self.intercept.shape}"
+            )
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def dimension(self) -> int:
+        return int(self.coef.shape[1])
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        logits = (embeddings @ self.coef.T) / self.temperature + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        logits /= logits.sum(axis=1, keepdims=True)
+        return logits
+
+    def reorder(self, classes: Sequence[str]) -> LinearHead:
+        """The same head with its outputs in the order of `classes` (which must be the same set)."""
+        if sorted(classes) != sorted(self.classes):
+            raise ValueError(f"cannot reorder classes {list(self.classes)} as {list(classes)}")
+        index = [self.classes.index(c) for c in classes]
+        return LinearHead(tuple(classes), self.coef[index], self.intercept[index], self.temperature)
+
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}_classes": np.array(self.classes),
+            f"{prefix}_coef": self.coef.astype(np.float32),
+            f"{prefix}_intercept": self.intercept.astype(np.float32),
+            f"{prefix}_temperature": np.array(self.temperature, dtype=np.float64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray] | np.lib.npyio.NpzFile, prefix: str) -> LinearHead:
+        return cls(
+            classes=tuple(str(c) for c in arrays[f"{prefix}_classes"]),
+            coef=np.asarray(arrays[f"{prefix}_coef"], dtype=np.float32),
+            intercept=np.asarray(arrays[f"{prefix}_intercept"], dtype=np.float32),
+            temperature=float(arrays[f"{prefix}_temperature"]),
+        )

@@ -1,0 +1,172 @@
+"""The on-disk format of a trained model: one folder a person can copy, read and check.
+
+    config.json     format version, encoder, abstention threshold, checksums, training summary
+    heads.npz       the category and sub-reason heads
+    taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
+    metrics.json    held-out quality, with the data it was measured on
+    README.md       the model card
+
+Reading verifies that every file is there and unchanged (checksums), and that the format
+version is one this code reads, so a half-copied or hand-edited folder fails with a clear
+message instead of predicting nonsense.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelFolderError, TaxonomyError
+from .heads import LinearHead
+from .taxonomy import Taxonomy
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+HEADS_FILE = "heads.npz"
+TAXONOMY_FILE = "taxonomy.yaml"
+METRICS_FILE = "metrics.json"
+CARD_FILE = "README.md"
+CHECKED_FILES = (HEADS_FILE, TAXONOMY_FILE)
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "default_model"
+
+
+@dataclass
+class ModelConfig:
+    """What travels with the weights: enough to rebuild the classifier and to know where it came from."""
+
+    name: str
+    encoder: str
+    abstain_below: float
+    format_version: int = FORMAT_VERSION
+    checksums: dict[str, str] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelFiles:
+    config: ModelConfig
+    taxonomy: Taxonomy
+    category_head: LinearHead
+    sub_reason_head: LinearHead
+    metrics: dict[str, Any]
+    encoder_path: str
+
+
+def write_model_folder(
+    path: str | Path,
+    config: ModelConfig,
+    taxonomy_yaml: str,
+    category_head: LinearHead,
+    sub_reason_head: LinearHead,
+    metrics: dict[str, Any] | None = None,
+    card: str = "",
+    extra_files: dict[str, Path] | None = None,
+) -> Path:
+    """Write the folder next to its final place, then swap it in, so readers never see half a model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    staging.chmod(0o755)
+    try:
+        np.savez(staging / HEADS_FILE, **category_head.to_arrays("category"), **sub_reason_head.to_arrays("sub_reason"))
+        (staging / TAXONOMY_FILE).write_text(taxonomy_yaml, encoding="utf-8")
+        for name, source in (extra_files or {}).items():
+            copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
+            copy(source, staging / name)
+        config.format_version = FORMAT_VERSION
+        config.checksums = {name: _sha256(staging / name) for name in CHECKED_FILES}
+        (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        if path.exists():
+            retired = path.with_name(f".{path.name}.old")
+            shutil.rmtree(retired, ignore_errors=True)
+            os.replace(path, retired)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return path
+
+
+def read_model_folder(path: str | Path | None = None) -> ModelFiles:
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    if not path.is_dir():
+        raise ModelFolderError(f"model folder {path} does not exist or is not a folder")
+    missing = [name for name in (CONFIG_FILE, *CHECKED_FILES) if not (path / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
+    config = _read_config(path)
+    for name in CHECKED_FILES:
+        expected = config.checksums.get(name)
+        if expected != _sha256(path / name):
+            raise ModelFolderError(
+                f"model folder {path}: {name} does not match the checksum in {CONFIG_FILE} "
+                "(the file was changed or damaged after training; retrain or copy the folder again)"
+            )
+    try:
+        taxonomy = Taxonomy.load(path / TAXONOMY_FILE)
+    except TaxonomyError as error:
+        raise ModelFolderError(f"model folder {path}: {error}") from error
+    try:
+        with np.load(path / HEADS_FILE, allow_pickle=False) as arrays:
+            category_head = LinearHead.from_arrays(arrays, "category")
+            sub_reason_head = LinearHead.from_arrays(arrays, "sub_reason")
+    except (KeyError, ValueError, OSError) as error:
+        raise ModelFolderError(f"model folder {path}: {HEADS_FILE} cannot be read: {error}") from error
+    _check_heads_match_taxonomy(path, taxonomy, category_head, sub_reason_head)
+    metrics_file = path / METRICS_FILE
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    local_encoder = path / config.encoder
+    encoder_path = str(local_encoder) if local_encoder.exists() else config.encoder
+    return ModelFiles(config, taxonomy, category_head, sub_reason_head, metrics, encoder_path)
+
+
+def _read_config(path: Path) -> ModelConfig:
+    try:
+        raw = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} is not valid JSON: {error}") from error
+    if not isinstance(raw, dict):
+        raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} must hold a JSON object")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFolderError(
+            f"model folder {path} has format version {version!r}; this version of reason-classifier reads "
+            f"version {FORMAT_VERSION}. Retrain the model with this version, or use the version that made it."
+        )
+    try:
+        return ModelConfig(**raw)
+    except TypeError as error:
+        raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}") from error
+
+
+def _check_heads_match_taxonomy(path: Path, taxonomy: Taxonomy, category: LinearHead, sub_reason: LinearHead) -> None:
+    if sorted(category.classes) != sorted(taxonomy.category_names):
+        raise ModelFolderError(f"model folder {path}: category head classes {list(category.classes)} do not match the taxonomy")
+    if sorted(sub_reason.classes) != sorted(taxonomy.sub_reason_names):
+        raise ModelFolderError(
+            f"model folder {path}: sub-reason head classes {list(sub_reason.classes)} do not match the taxonomy's sub-reasons"
+        )
+    if category.dimension != sub_reason.dimension:
+        raise ModelFolderError(f"model folder {path}: the two heads expect different embedding sizes")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

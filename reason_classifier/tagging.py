@@ -1,0 +1,150 @@
+"""Tagging survey exports: the main job, as a pure table function and a streaming file pipeline.
+
+`tag_table` is the unit of work: a table in, the same table plus the tag columns out, with no
+state of its own. The file pipeline calls it chunk by chunk, and the same function runs under a
+distributed engine for exports that outgrow one machine, e.g. with Ray Data:
+
+    ds.map_batches(TableTagger, fn_constructor_kwargs={"text_column": "answer"},
+                   batch_format="pandas", concurrency=4)
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .classifier import ReasonClassifier
+from .errors import InputError
+from .survey_files import DEFAULT_CHUNK_ROWS, SurveyFormat, detect_format, open_reader, open_writer
+from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES
+
+TAG_COLUMNS: tuple[str, ...] = ("category", "sub_reason", "confidence", "language", "error")
+
+
+def tag_table(table: pd.DataFrame, classifier: ReasonClassifier, text_column: str) -> pd.DataFrame:
+    """`table` with TAG_COLUMNS appended; rows, their order and the original columns are untouched."""
+    if text_column not in table.columns:
+        raise InputError(f"no column {text_column!r}; the columns are: {', '.join(map(repr, table.columns))}")
+    clash = [c for c in TAG_COLUMNS if c in table.columns]
+    if clash:
+        raise InputError(
+            f"the input already has column(s) {', '.join(clash)}, which tagging adds; rename them first "
+            "(is this file already tagged?)"
+        )
+    values = [None if v is pd.NA else v for v in table[text_column].tolist()]
+    predictions = classifier.predict(values)
+    tags = pd.DataFrame(
+        {
+            "category": pd.array([p.category for p in predictions], dtype="string"),
+            "sub_reason": pd.array([p.sub_reason for p in predictions], dtype="string"),
+            "confidence": pd.array([p.confidence for p in predictions], dtype="Float64"),
+            "language": pd.array([p.language for p in predictions], dtype="string"),
+            "error": pd.array([p.error for p in predictions], dtype="string"),
+        },
+        index=table.index,
+    )
+    return pd.concat([table, tags], axis=1)
+
+
+class TableTagger:
+    """`tag_table` as a callable that loads its model once per worker (Ray Data's `map_batches` contract)."""
+
+    def __init__(self, text_column: str, model_path: str | Path | None = None) -> None:
+        self.text_column = text_column
+        self.classifier = ReasonClassifier.load(model_path)
+
+    def __call__(self, table: pd.DataFrame) -> pd.DataFrame:
+        return tag_table(table, self.classifier, self.text_column)
+
+
+@dataclass
+class TagSummary:
+    """What a tagging run did, for the summary table and for scripts."""
+
+    rows: int = 0
+    categories: Counter = field(default_factory=Counter)
+    errors: int = 0
+    abstained: int = 0
+    seconds: float = 0.0
+    output: Path | None = None
+
+    def share(self, category: str) -> float:
+        return self.categories[category] / self.rows if self.rows else 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+    def add(self, tagged: pd.DataFrame) -> None:
+        self.rows += len(tagged)
+        self.categories.update(tagged["category"].tolist())
+        self.errors += int(tagged["error"].notna().sum())
+        self.abstained += int(((tagged["category"] == ABSTAIN_CATEGORY) & tagged["error"].isna()).sum())
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "categories": {c: self.categories[c] for c in CATEGORIES},
+            "errors": self.errors,
+            "abstained": self.abstained,
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows_per_second, 1),
+            "output": str(self.output) if self.output else None,
+        }
+
+
+def tag_file(
+    input_path: str | Path,
+    output_path: str | Path,
+    classifier: ReasonClassifier,
+    text_column: str,
+    *,
+    input_format: str | SurveyFormat | None = None,
+    output_format: str | SurveyFormat | None = None,
+    encoding: str = "utf-8-sig",
+    sheet: str | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_progress: Callable[[int, int | None], None] | None = None,
+) -> TagSummary:
+    """Tag a whole export chunk by chunk into `output_path`, which appears only once it is complete.
+
+    Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress(rows_done,
+    total_rows_or_None)` is called after each chunk.
+    """
+    started = time.perf_counter()
+    source_format = detect_format(input_path, input_format)
+    target_format = detect_format(output_path, output_format) if output_format or Path(output_path).suffix else source_format
+    if Path(input_path).resolve() == Path(output_path).resolve():
+        raise InputError(f"{output_path}: the output would overwrite the input; choose another output path")
+    reader = open_reader(input_path, source_format, chunk_rows, encoding, sheet)
+    reader.require_column(text_column)
+    same_delimiter = getattr(reader, "delimiter", None) if target_format is source_format else None
+    writer = open_writer(output_path, target_format, same_delimiter)
+    summary = TagSummary(output=Path(output_path))
+    with writer:
+        for chunk in reader.chunks():
+            if text_column not in chunk.table.columns:
+                if len(chunk.table):
+                    reader.require_column(text_column)
+                chunk.table[text_column] = pd.Series(dtype=object)
+            tagged = tag_table(chunk.table, classifier, text_column)
+            for position, problem in chunk.problems.items():
+                _mark_unclassified(tagged, position, problem)
+            writer.write(tagged)
+            summary.add(tagged)
+            if on_progress:
+                on_progress(summary.rows, reader.total_rows)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _mark_unclassified(tagged: pd.DataFrame, position: int, problem: str) -> None:
+    row = tagged.index[position]
+    tagged.loc[row, ["category", "sub_reason", "confidence", "language", "error"]] = [
+        ABSTAIN_CATEGORY, None, None, None, problem,
+    ]

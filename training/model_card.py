@@ -1,0 +1,54 @@
+"""The model card: the README.md of a model folder, in the Hugging Face model-card style."""
+
+from __future__ import annotations
+
+import json
+
+from reason_classifier.taxonomy import CATEGORIES
+
+
+def model_card(name: str, encoder: str, abstain_below: float, training: dict, metrics: dict) -> str:
+    languages = sorted({lang for m in metrics.values() if isinstance(m, dict) for lang in m.get("per_language", {})} - {"unknown"})
+    lines = [
+        "---",
+        "library_name: reason-classifier",
+        "pipeline_tag: text-classification",
+        f"language: [{', '.join(languages)}]",
+        "tags: [churn, exit-survey, cancellation-reasons]",
+        "---",
+        f"# {name}",
+        "",
+        "Classifies free-text answers of cancellation (exit) surveys into a churn reason: "
+        f"{', '.join(CATEGORIES[:-1])}, or `other` when it cannot tell, with a sub-reason under each category.",
+        "",
+        "## Model",
+        f"- Encoder: `{encoder}` (frozen), followed by two logistic-regression heads (category, sub-reason).",
+        f"- Abstention: a category confidence below {abstain_below:.2f} becomes `other` "
+        "(threshold chosen by cross-validation on the training data).",
+        f"- Training rows: {training.get('rows')} ({json.dumps(training.get('rows_per_category', {}))}).",
+        f"- Training data fingerprint: `{training.get('data_fingerprint', '')[:16]}`; sources: "
+        + ", ".join(f"`{s}`" for s in training.get("sources", [])),
+        "",
+        "## Evaluation (held out: never used for training or tuning)",
+        "",
+        "| data | rows | accuracy | macro-F1 | coverage |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for result in metrics.values():
+        if isinstance(result, dict) and "macro_f1" in result:
+            lines.append(
+                f"| {result['data']} | {result['rows']} | {result['accuracy']:.3f} | {result['macro_f1']:.3f} | {result['coverage']:.3f} |"
+            )
+    for result in metrics.values():
+        if isinstance(result, dict) and result.get("per_language"):
+            lines += ["", f"Per language on {result['data']}:", "", "| language | rows | macro-F1 |", "| --- | ---: | ---: |"]
+            lines += [f"| {lang} | {m['rows']} | {m['macro_f1']:.3f} |" for lang, m in result["per_language"].items()]
+    lines += [
+        "",
+        "## Limitations",
+        "- The training corpus is written exit-survey text, not real customer answers; real answers are shorter, noisier "
+        "and more domain-specific. Measure on your own labelled answers before relying on the numbers above.",
+        "- Languages outside the encoder's 16 are not supported.",
+        "",
+    ]
+    return "\n".join(lines)

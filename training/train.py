@@ -1,0 +1,108 @@
+"""Training a reason classifier: frozen encoder, logistic heads, an abstention threshold chosen by cross-validation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold
+
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.encoders import load_encoder
+from reason_classifier.heads import LinearHead
+from reason_classifier.language import default_detector
+from reason_classifier.model_folder import ModelConfig
+from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
+
+from .config import TrainingConfig
+from .corpus import LabelledSet, taxonomy_examples
+
+THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
+
+
+def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
+    """A logistic head over `classes`; a class with no training row gets weights that never win."""
+    present = sorted(set(labels))
+    model = LogisticRegression(
+        C=config.regularisation,
+        class_weight="balanced" if config.balanced else None,
+        max_iter=2000,
+        random_state=config.seed,
+    )
+    model.fit(embeddings, list(labels))
+    coef = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float32)
+    intercept = np.full(len(classes), -30.0, dtype=np.float32)
+    if len(present) == 1:  # scikit-learn refuses one class; make it always win
+        intercept[list(classes).index(present[0])] = 0.0
+        return LinearHead(tuple(classes), coef, intercept)
+    learned_coef = model.coef_ if len(present) > 2 else np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
+    learned_intercept = model.intercept_ if len(present) > 2 else np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
+    for row, name in enumerate(model.classes_):
+        coef[list(classes).index(name)] = learned_coef[row]
+        intercept[list(classes).index(name)] = learned_intercept[row]
+    return LinearHead(tuple(classes), coef, intercept)
+
+
+def choose_abstention(embeddings: np.ndarray, categories: Sequence[str], config: TrainingConfig) -> tuple[float, list[dict]]:
+    """The threshold that maximises cross-validated macro-F1 when unsure answers become `other`."""
+    labels = np.array(categories)
+    folds = StratifiedKFold(n_splits=min(config.folds, _smallest_class(labels)), shuffle=True, random_state=config.seed)
+    probabilities = np.zeros((len(labels), len(CATEGORIES)))
+    for train_rows, test_rows in folds.split(embeddings, labels):
+        head = fit_head(embeddings[train_rows], labels[train_rows], CATEGORIES, config)
+        probabilities[test_rows] = head.predict_proba(embeddings[test_rows])
+    best = probabilities.argmax(axis=1)
+    top = probabilities.max(axis=1)
+    curve = []
+    for threshold in THRESHOLD_GRID:
+        predicted = np.where(top < threshold, ABSTAIN_CATEGORY, np.array(CATEGORIES)[best])
+        curve.append({
+            "threshold": float(threshold),
+            "macro_f1": float(f1_score(labels, predicted, average="macro", labels=sorted(set(labels)))),
+            "coverage": float((predicted != ABSTAIN_CATEGORY).mean()),
+        })
+    chosen = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))
+    return chosen["threshold"], curve
+
+
+def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None = None, name: str = "reason-classifier",
+          threads: int = 2) -> tuple[ReasonClassifier, dict]:
+    """A classifier fitted on `data` (plus the taxonomy's seed examples if configured), and what was learnt about it."""
+    config = config or TrainingConfig()
+    if config.use_taxonomy_examples:
+        data = data + taxonomy_examples(taxonomy)
+    encoder = load_encoder(config.encoder, threads=threads)
+    embeddings = encoder.encode(data.texts)
+    categories = data.categories
+    category_head = fit_head(embeddings, categories, CATEGORIES, config)
+    labelled = [i for i, s in enumerate(data.sub_reasons) if s is not None]
+    sub_reason_head = fit_head(
+        embeddings[labelled], [data.sub_reasons[i] for i in labelled], taxonomy.sub_reason_names, config
+    )
+    curve: list[dict] = []
+    abstain_below = config.abstain_below
+    if abstain_below is None:
+        abstain_below, curve = choose_abstention(embeddings, categories, config)
+    training_summary = {
+        "config": config.to_dict(),
+        "rows": len(data),
+        "rows_per_category": data.counts(),
+        "data_fingerprint": data.fingerprint(),
+        "sources": list(data.sources),
+        "abstention_curve_cv": curve,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    model_config = ModelConfig(name=name, encoder=encoder.name, abstain_below=abstain_below, training=training_summary)
+    classifier = ReasonClassifier(
+        encoder, taxonomy, category_head, sub_reason_head, abstain_below,
+        language_detector=default_detector(), config=model_config,
+    )
+    return classifier, training_summary
+
+
+def _smallest_class(labels: np.ndarray) -> int:
+    _, counts = np.unique(labels, return_counts=True)
+    return int(max(2, counts.min()))
