@@ -95,6 +95,15 @@ class SurveyReader(ABC):
     @abstractmethod
     def chunks(self) -> Iterator[Chunk]: ...
 
+    def close(self) -> None:
+        """Release the file early; reading all chunks closes it too."""
+
+    def __enter__(self) -> SurveyReader:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
     def require_column(self, column: str) -> None:
         if column not in self.columns:
             raise InputError(
@@ -126,6 +135,9 @@ class DelimitedReader(SurveyReader):
     @property
     def columns(self) -> list[str]:
         return self._header
+
+    def close(self) -> None:
+        self._file.close()
 
     def chunks(self) -> Iterator[Chunk]:
         width, row_number = len(self._header), 0
@@ -199,17 +211,26 @@ class JsonLinesReader(SurveyReader):
     def __init__(self, path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8-sig") -> None:
         super().__init__(path, chunk_rows)
         self.encoding = encoding
-        self._columns: list[str] = []
+        self._columns: list[str] = self._first_object_keys()
 
     @property
     def columns(self) -> list[str]:
-        """The keys seen so far (all of them once the file has been read)."""
+        """The keys of the first object, then of every object read so far."""
         return self._columns
 
     def require_column(self, column: str) -> None:
-        """Checked once rows are read (the keys are not known before); rows without the key are flagged one by one."""
-        if self._columns:
-            super().require_column(column)
+        """Only checked on whole chunks (see `tag_file`): a first row may lack a key that later rows have."""
+
+    def _first_object_keys(self) -> list[str]:
+        with open(self.path, "rb") as file:
+            for line in _decoded_lines(file, self.encoding, self.path):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    return list(record)
+        return []
 
     def chunks(self) -> Iterator[Chunk]:
         records: list[dict[str, Any]] = []
@@ -295,6 +316,9 @@ class ExcelReader(SurveyReader):
     @property
     def columns(self) -> list[str]:
         return self._header
+
+    def close(self) -> None:
+        self._book.close()
 
     def chunks(self) -> Iterator[Chunk]:
         width, rows, row_number = len(self._header), [], 0

@@ -130,7 +130,10 @@ def tag_file(
         for chunk in reader.chunks():
             if text_column not in chunk.table.columns:
                 if len(chunk.table):
-                    reader.require_column(text_column)
+                    raise InputError(
+                        f"{input_path}: no field {text_column!r} in rows {chunk.first_row}-{chunk.first_row + len(chunk.table) - 1}; "
+                        f"the fields are: {', '.join(map(repr, chunk.table.columns))}"
+                    )
                 chunk.table[text_column] = pd.Series(dtype=object)
             tagged = tag_table(chunk.table, classifier, text_column)
             for position, problem in chunk.problems.items():

@@ -1,0 +1,165 @@
+"""`reason-classifier`: tag survey exports, train and evaluate models, from the terminal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reason_classifier.config import Settings
+from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.taxonomy import CATEGORIES
+
+app = typer.Typer(
+    help="Turn the free text of churn and cancellation surveys into reasons a business can act on.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+output = Console()
+
+LIKELY_TEXT_COLUMNS = ("answer", "response", "reason", "cancellation_reason", "feedback", "comment", "comments", "text", "why")
+
+
+def fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def tag(
+    input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
+    output_path: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the tagged export (default: INPUT with .tagged before the extension).")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", "-c", help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel.")] = None,
+    output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the output's extension).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")] = "utf-8-sig",
+    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")] = None,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+) -> None:
+    """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
+    from reason_classifier.classifier import ReasonClassifier
+    from reason_classifier.survey_files import detect_format, open_reader
+    from reason_classifier.tagging import tag_file
+
+    settings = Settings()
+    try:
+        fmt = detect_format(input, format)
+        if text_column is None:
+            with open_reader(input, fmt, 1, encoding, sheet) as reader:
+                text_column = _guess_text_column(reader.columns, input)
+        target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
+        classifier = ReasonClassifier.load(
+            model or settings.model, threads=settings.threads, max_chars=settings.max_chars,
+            detect_language=settings.detect_language,
+        )
+        with _progress(console) as progress:
+            task = progress.add_task(f"tagging {input.name}", total=None)
+            summary = tag_file(
+                input, target, classifier, text_column, input_format=fmt, output_format=output_format,
+                encoding=encoding, sheet=sheet, chunk_rows=settings.chunk_rows,
+                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except ReasonClassifierError as error:
+        raise fail(str(error)) from None
+    if json_summary:
+        output.print_json(json.dumps(summary.as_dict()))
+        return
+    table = Table(title=f"{summary.rows} answers tagged → {summary.output}")
+    table.add_column("category")
+    table.add_column("answers", justify="right")
+    table.add_column("share", justify="right")
+    for category in CATEGORIES:
+        table.add_row(category, str(summary.categories[category]), f"{summary.share(category):.1%}")
+    output.print(table)
+    output.print(
+        f"{summary.errors} row(s) could not be classified (see the error column); "
+        f"{summary.abstained} abstained (too unsure, tagged other). "
+        f"{summary.rows_per_second:,.0f} rows/s.",
+        highlight=False,
+    )
+
+
+def _guess_text_column(columns: list[str], path: Path) -> str:
+    by_name = {c.strip().lower(): c for c in columns}
+    for name in LIKELY_TEXT_COLUMNS:
+        if name in by_name:
+            console.print(f"using column {by_name[name]!r} as the answer text (set --text-column to choose another)")
+            return by_name[name]
+    raise ReasonClassifierError(
+        f"{path}: which column holds the answers? Pass --text-column; the columns are: {', '.join(map(repr, columns))}"
+    )
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+@app.command()
+def train(
+    data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders (columns text, category, sub_reason, lang).")],
+    output_path: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
+    base: Annotated[Optional[str], typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="JSON or YAML file of training options.")] = None,
+    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
+    heldout: Annotated[Optional[list[Path]], typer.Option(help="Held-out labelled data to measure on (never trained on).")] = None,
+) -> None:
+    """Train a model folder from labelled answers."""
+    import yaml
+
+    from reason_classifier.taxonomy import Taxonomy
+    from training.config import TrainingConfig
+    from training.corpus import read_labelled
+    from training.evaluate import evaluate
+    from training.model_card import model_card
+    from training.train import train as train_model
+
+    try:
+        options = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
+        if base:
+            options["encoder"] = base
+        training_config = TrainingConfig.from_dict(options or {})
+        schema = Taxonomy.load(taxonomy)
+        labelled = read_labelled(data, schema)
+        with console.status(f"training on {len(labelled)} answers"):
+            classifier, summary = train_model(labelled, schema, training_config, name=output_path.name)
+        metrics = {"heldout": evaluate(classifier, read_labelled(heldout, schema), ", ".join(map(str, heldout)))} if heldout else {}
+        card = model_card(output_path.name, classifier.encoder.name, classifier.abstain_below, summary, metrics)
+        classifier.save(output_path, metrics=metrics, card=card)
+    except (ReasonClassifierError, ValueError, OSError) as error:
+        raise fail(str(error)) from None
+    output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")
+    for result in metrics.values():
+        output.print(f"held-out {result['data']}: accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}")
+
+
+@app.command()
+def classify(
+    texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
+    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model).")] = None,
+) -> None:
+    """Classify answers given on the command line and print the predictions as JSON lines."""
+    from dataclasses import asdict
+
+    from reason_classifier.classifier import ReasonClassifier
+
+    settings = Settings()
+    try:
+        classifier = ReasonClassifier.load(model or settings.model, threads=settings.threads, max_chars=settings.max_chars)
+    except ReasonClassifierError as error:
+        raise fail(str(error)) from None
+    for prediction in classifier.predict(texts):
+        output.print(json.dumps(asdict(prediction), ensure_ascii=False), highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":
+    app()
