@@ -86,7 +86,8 @@ class SentenceTransformerEncoder:
             where = "folder" if local.exists() else "name (not a local folder; a hub name needs network access)"
             raise EncoderError(f"cannot load sentence-transformers model from {where} {name_or_path!r}: {error}") from error
         self.name = name_or_path
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension())
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

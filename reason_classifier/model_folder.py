@@ -1,7 +1,7 @@
 """The on-disk format of a trained model: one folder a person can copy, read and check.
 
     config.json     format version, encoder, abstention threshold, checksums, training summary
-    heads.npz       the category and sub-reason heads
+    head.npz        the linear head over the sub-reasons
     taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
     metrics.json    held-out quality, with the data it was measured on
     README.md       the model card
@@ -30,11 +30,11 @@ from .taxonomy import Taxonomy
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
-HEADS_FILE = "heads.npz"
+HEAD_FILE = "head.npz"
 TAXONOMY_FILE = "taxonomy.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
-CHECKED_FILES = (HEADS_FILE, TAXONOMY_FILE)
+CHECKED_FILES = (HEAD_FILE, TAXONOMY_FILE)
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "default_model"
 
@@ -55,8 +55,7 @@ class ModelConfig:
 class ModelFiles:
     config: ModelConfig
     taxonomy: Taxonomy
-    category_head: LinearHead
-    sub_reason_head: LinearHead
+    head: LinearHead
     metrics: dict[str, Any]
     encoder_path: str
 
@@ -65,8 +64,7 @@ def write_model_folder(
     path: str | Path,
     config: ModelConfig,
     taxonomy_yaml: str,
-    category_head: LinearHead,
-    sub_reason_head: LinearHead,
+    head: LinearHead,
     metrics: dict[str, Any] | None = None,
     card: str = "",
     extra_files: dict[str, Path] | None = None,
@@ -77,7 +75,7 @@ def write_model_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     staging.chmod(0o755)
     try:
-        np.savez(staging / HEADS_FILE, **category_head.to_arrays("category"), **sub_reason_head.to_arrays("sub_reason"))
+        np.savez(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
         (staging / TAXONOMY_FILE).write_text(taxonomy_yaml, encoding="utf-8")
         for name, source in (extra_files or {}).items():
             copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
@@ -121,17 +119,19 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     except TaxonomyError as error:
         raise ModelFolderError(f"model folder {path}: {error}") from error
     try:
-        with np.load(path / HEADS_FILE, allow_pickle=False) as arrays:
-            category_head = LinearHead.from_arrays(arrays, "category")
-            sub_reason_head = LinearHead.from_arrays(arrays, "sub_reason")
+        with np.load(path / HEAD_FILE, allow_pickle=False) as arrays:
+            head = LinearHead.from_arrays(arrays, "sub_reason")
     except (KeyError, ValueError, OSError) as error:
-        raise ModelFolderError(f"model folder {path}: {HEADS_FILE} cannot be read: {error}") from error
-    _check_heads_match_taxonomy(path, taxonomy, category_head, sub_reason_head)
+        raise ModelFolderError(f"model folder {path}: {HEAD_FILE} cannot be read: {error}") from error
+    if sorted(head.classes) != sorted(taxonomy.sub_reason_names):
+        raise ModelFolderError(
+            f"model folder {path}: the head's classes {list(head.classes)} do not match the taxonomy's sub-reasons"
+        )
     metrics_file = path / METRICS_FILE
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     local_encoder = path / config.encoder
     encoder_path = str(local_encoder) if local_encoder.exists() else config.encoder
-    return ModelFiles(config, taxonomy, category_head, sub_reason_head, metrics, encoder_path)
+    return ModelFiles(config, taxonomy, head, metrics, encoder_path)
 
 
 def _read_config(path: Path) -> ModelConfig:
@@ -151,17 +151,6 @@ def _read_config(path: Path) -> ModelConfig:
         return ModelConfig(**raw)
     except TypeError as error:
         raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}") from error
-
-
-def _check_heads_match_taxonomy(path: Path, taxonomy: Taxonomy, category: LinearHead, sub_reason: LinearHead) -> None:
-    if sorted(category.classes) != sorted(taxonomy.category_names):
-        raise ModelFolderError(f"model folder {path}: category head classes {list(category.classes)} do not match the taxonomy")
-    if sorted(sub_reason.classes) != sorted(taxonomy.sub_reason_names):
-        raise ModelFolderError(
-            f"model folder {path}: sub-reason head classes {list(sub_reason.classes)} do not match the taxonomy's sub-reasons"
-        )
-    if category.dimension != sub_reason.dimension:
-        raise ModelFolderError(f"model folder {path}: the two heads expect different embedding sizes")
 
 
 def _sha256(path: Path) -> str:

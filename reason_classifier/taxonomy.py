@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -125,6 +126,13 @@ class Taxonomy(BaseModel):
 
     def sub_reason(self, sub_reason: str) -> SubReason:
         return self.categories[self.category_of(sub_reason)].sub_reasons[sub_reason]
+
+    def category_matrix(self) -> np.ndarray:
+        """(sub-reasons × categories) 0/1 matrix: sub-reason probabilities @ it = category probabilities."""
+        matrix = np.zeros((len(self.sub_reason_names), len(CATEGORIES)), dtype=np.float32)
+        for row, sub_reason in enumerate(self.sub_reason_names):
+            matrix[row, CATEGORIES.index(self.category_of(sub_reason))] = 1.0
+        return matrix
 
     def examples(self) -> Iterator[LabelledExample]:
         """The seed answers written in the taxonomy, one per language and sub-reason."""

@@ -1,4 +1,4 @@
-"""Training a reason classifier: frozen encoder, logistic heads, an abstention threshold chosen by cross-validation."""
+"""Training a reason classifier: frozen encoder, a logistic head over sub-reasons, abstention chosen by cross-validation."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.encoders import load_encoder
+from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead
 from reason_classifier.language import default_detector
 from reason_classifier.model_folder import ModelConfig
@@ -26,42 +27,46 @@ THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
     """A logistic head over `classes`; a class with no training row gets weights that never win."""
     present = sorted(set(labels))
+    coef = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float32)
+    intercept = np.full(len(classes), -30.0, dtype=np.float32)
+    if len(present) == 1:  # scikit-learn refuses a single class; make it always win
+        intercept[list(classes).index(present[0])] = 0.0
+        return LinearHead(tuple(classes), coef, intercept)
     model = LogisticRegression(
         C=config.regularisation,
         class_weight="balanced" if config.balanced else None,
-        max_iter=2000,
+        max_iter=3000,
         random_state=config.seed,
     )
     model.fit(embeddings, list(labels))
-    coef = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float32)
-    intercept = np.full(len(classes), -30.0, dtype=np.float32)
-    if len(present) == 1:  # scikit-learn refuses one class; make it always win
-        intercept[list(classes).index(present[0])] = 0.0
-        return LinearHead(tuple(classes), coef, intercept)
-    learned_coef = model.coef_ if len(present) > 2 else np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
-    learned_intercept = model.intercept_ if len(present) > 2 else np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
+    learned_coef, learned_intercept = model.coef_, model.intercept_
+    if len(present) == 2:  # scikit-learn keeps one row for two classes: spread it as a two-way softmax
+        learned_coef = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
+        learned_intercept = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
     for row, name in enumerate(model.classes_):
         coef[list(classes).index(name)] = learned_coef[row]
         intercept[list(classes).index(name)] = learned_intercept[row]
     return LinearHead(tuple(classes), coef, intercept)
 
 
-def choose_abstention(embeddings: np.ndarray, categories: Sequence[str], config: TrainingConfig) -> tuple[float, list[dict]]:
-    """The threshold that maximises cross-validated macro-F1 when unsure answers become `other`."""
-    labels = np.array(categories)
+def choose_abstention(embeddings: np.ndarray, sub_reasons: Sequence[str], taxonomy: Taxonomy,
+                      config: TrainingConfig) -> tuple[float, list[dict]]:
+    """The threshold that maximises cross-validated category macro-F1 when unsure answers become `other`."""
+    labels = np.array(sub_reasons)
+    categories = np.array([taxonomy.category_of(s) for s in sub_reasons])
     folds = StratifiedKFold(n_splits=min(config.folds, _smallest_class(labels)), shuffle=True, random_state=config.seed)
     probabilities = np.zeros((len(labels), len(CATEGORIES)))
     for train_rows, test_rows in folds.split(embeddings, labels):
-        head = fit_head(embeddings[train_rows], labels[train_rows], CATEGORIES, config)
-        probabilities[test_rows] = head.predict_proba(embeddings[test_rows])
-    best = probabilities.argmax(axis=1)
+        head = fit_head(embeddings[train_rows], labels[train_rows], taxonomy.sub_reason_names, config)
+        probabilities[test_rows] = head.predict_proba(embeddings[test_rows]) @ taxonomy.category_matrix()
+    best = np.array(CATEGORIES)[probabilities.argmax(axis=1)]
     top = probabilities.max(axis=1)
     curve = []
     for threshold in THRESHOLD_GRID:
-        predicted = np.where(top < threshold, ABSTAIN_CATEGORY, np.array(CATEGORIES)[best])
+        predicted = np.where(top < threshold, ABSTAIN_CATEGORY, best)
         curve.append({
             "threshold": float(threshold),
-            "macro_f1": float(f1_score(labels, predicted, average="macro", labels=sorted(set(labels)))),
+            "macro_f1": float(f1_score(categories, predicted, average="macro", labels=sorted(set(categories)))),
             "coverage": float((predicted != ABSTAIN_CATEGORY).mean()),
         })
     chosen = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))
@@ -74,18 +79,20 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     config = config or TrainingConfig()
     if config.use_taxonomy_examples:
         data = data + taxonomy_examples(taxonomy)
+    unlabelled = [i for i, s in enumerate(data.sub_reasons) if s is None]
+    if unlabelled:
+        raise InputError(
+            f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: {data.texts[unlabelled[0]]!r}); "
+            "every row needs one, since a category's probability is the sum of its sub-reasons'"
+        )
     encoder = load_encoder(config.encoder, threads=threads)
     embeddings = encoder.encode(data.texts)
-    categories = data.categories
-    category_head = fit_head(embeddings, categories, CATEGORIES, config)
-    labelled = [i for i, s in enumerate(data.sub_reasons) if s is not None]
-    sub_reason_head = fit_head(
-        embeddings[labelled], [data.sub_reasons[i] for i in labelled], taxonomy.sub_reason_names, config
-    )
+    sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
+    head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config)
     curve: list[dict] = []
     abstain_below = config.abstain_below
     if abstain_below is None:
-        abstain_below, curve = choose_abstention(embeddings, categories, config)
+        abstain_below, curve = choose_abstention(embeddings, sub_reasons, taxonomy, config)
     training_summary = {
         "config": config.to_dict(),
         "rows": len(data),
@@ -97,8 +104,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     }
     model_config = ModelConfig(name=name, encoder=encoder.name, abstain_below=abstain_below, training=training_summary)
     classifier = ReasonClassifier(
-        encoder, taxonomy, category_head, sub_reason_head, abstain_below,
-        language_detector=default_detector(), config=model_config,
+        encoder, taxonomy, head, abstain_below, language_detector=default_detector(), config=model_config,
     )
     return classifier, training_summary
 

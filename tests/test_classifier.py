@@ -1,0 +1,126 @@
+"""The Python API on the shipped default model: languages, abstention, consistency, persistence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.errors import ModelFolderError
+from reason_classifier.model_folder import DEFAULT_MODEL_PATH
+from reason_classifier.taxonomy import CATEGORIES
+
+# One plain answer per category and language (written for this test, not taken from labels/).
+ANSWERS = {
+    "en": {
+        "product": "The reporting module keeps crashing and we lose our work.",
+        "pricing": "It costs far too much for what we get.",
+        "support": "Your support team took two weeks to answer a simple ticket.",
+        "market": "Our company is shutting down at the end of the month.",
+    },
+    "zh-Hans": {
+        "product": "软件经常崩溃，数据还丢了。",
+        "pricing": "价格太高了，性价比很低。",
+        "support": "客服好几天都不回复，问题也没解决。",
+        "market": "我们换成了竞争对手的产品，他们更便宜。",
+    },
+    "zh-Hant": {
+        "product": "系統一直當機，根本沒辦法用。",
+        "pricing": "月費太貴了，負擔不起。",
+        "support": "客服態度很差，問題一直沒有處理。",
+        "market": "公司預算被砍，只好停用所有訂閱。",
+    },
+    "pl": {
+        "product": "Aplikacja ciągle się zawiesza i gubi dane.",
+        "pricing": "Za drogo jak na to, co oferujecie.",
+        "support": "Obsługa klienta w ogóle nie odpowiada na maile.",
+        "market": "Przeszliśmy do konkurencji, która ma lepszą ofertę.",
+    },
+}
+CASES = [(lang, category, text) for lang, answers in ANSWERS.items() for category, text in answers.items()]
+
+
+@pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{l}-{c}" for l, c, _ in CASES])
+def test_predicts_each_category_in_english_chinese_and_polish(classifier, language, category, text):
+    prediction = classifier.predict([text])[0]
+    assert prediction.category == category, prediction
+    assert prediction.language == language
+    assert classifier.taxonomy.category_of(prediction.sub_reason) == category
+    assert 0 < prediction.confidence <= 1 and prediction.error is None
+
+
+def test_scores_are_a_distribution_and_sub_reason_never_contradicts_category(classifier):
+    texts = [text for _, _, text in CASES] + ["hmm", "asdfghjkl", "price", "ok thanks bye"]
+    for prediction in classifier.predict(texts):
+        assert list(prediction.scores) == list(CATEGORIES)
+        assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-3)
+        assert classifier.taxonomy.category_of(prediction.sub_reason) == prediction.category
+        assert 0 <= prediction.sub_reason_confidence <= 1
+
+
+@pytest.mark.parametrize("text", ["asdfghjkl qwerty", "n/a", "😀", "12345", "-", "nice weather today"])
+def test_abstains_on_non_answers(classifier, text):
+    assert classifier.predict([text])[0].category == "other"
+
+
+def test_unclassifiable_inputs_are_flagged_in_place(classifier):
+    predictions = classifier.predict(["too expensive", "", None, 42, "x" * (classifier.max_chars + 1), "   "])
+    assert [p.error for p in predictions] == [
+        None, "empty answer", "empty answer", "answer is not text (int: 42)",
+        f"answer too long ({classifier.max_chars + 1} characters, limit {classifier.max_chars})", "answer is only whitespace",
+    ]
+    assert all(p.category == "other" and p.confidence is None for p in predictions[1:])
+    with pytest.raises(ValueError, match="text 1: empty answer"):
+        classifier.predict_proba(["fine", ""])
+
+
+def test_duplicates_are_encoded_once_and_answered_identically(classifier):
+    probabilities = classifier.predict_proba(["too expensive", "support is slow", "too expensive"])
+    assert probabilities.shape == (3, len(CATEGORIES))
+    np.testing.assert_array_equal(probabilities[0], probabilities[2])
+
+
+def test_save_and_load_give_identical_predictions(classifier, tmp_path):
+    classifier.save(tmp_path / "copy")
+    again = ReasonClassifier.load(tmp_path / "copy")
+    texts = [text for _, _, text in CASES]
+    np.testing.assert_allclose(again.predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6)
+    assert again.abstain_below == classifier.abstain_below
+
+
+@pytest.fixture()
+def model_copy(tmp_path):
+    return shutil.copytree(DEFAULT_MODEL_PATH, tmp_path / "model")
+
+
+def test_missing_file_is_named(model_copy):
+    (model_copy / "head.npz").unlink()
+    with pytest.raises(ModelFolderError, match="incomplete: missing head.npz"):
+        ReasonClassifier.load(model_copy)
+
+
+def test_damaged_weights_fail_the_checksum(model_copy):
+    data = bytearray((model_copy / "head.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (model_copy / "head.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelFolderError, match="head.npz does not match the checksum"):
+        ReasonClassifier.load(model_copy)
+
+
+def test_other_format_version_is_refused(model_copy):
+    config = json.loads((model_copy / "config.json").read_text())
+    config["format_version"] = 99
+    (model_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFolderError, match="format version 99; this version of reason-classifier reads version 1"):
+        ReasonClassifier.load(model_copy)
+
+
+def test_broken_config_and_missing_folder(model_copy, tmp_path):
+    (model_copy / "config.json").write_text("{broken")
+    with pytest.raises(ModelFolderError, match="config.json is not valid JSON"):
+        ReasonClassifier.load(model_copy)
+    with pytest.raises(ModelFolderError, match="does not exist"):
+        ReasonClassifier.load(tmp_path / "nowhere")

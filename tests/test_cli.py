@@ -1,0 +1,65 @@
+"""The `reason-classifier` command as a user runs it (in-process through typer's runner)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "exit_survey.csv"
+runner = CliRunner()
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_tag_the_shipped_example_keeps_every_row_and_prints_a_summary(tmp_path):
+    target = tmp_path / "tagged.csv"
+    result = runner.invoke(app, ["tag", str(EXAMPLE), "-o", str(target), "--text-column", "answer"])
+    assert result.exit_code == 0, result.output
+    original, tagged = rows(EXAMPLE), rows(target)
+    assert len(tagged) == len(original) == 60
+    assert [r["customer_id"] for r in tagged] == [r["customer_id"] for r in original]
+    assert [r["answer"] for r in tagged] == [r["answer"] for r in original]
+    for category in ("product", "pricing", "support", "market", "other"):
+        assert category in result.output
+    assert "60 answers tagged" in result.output
+
+
+def test_tag_guesses_the_answer_column_and_names_the_default_output(tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_text("id,Answer\n1,too expensive\n", encoding="utf-8")
+    result = runner.invoke(app, ["tag", str(source), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["rows"] == 1 and summary["categories"]["pricing"] == 1
+    assert (tmp_path / "export.tagged.csv").exists()
+
+
+def test_tag_missing_column_is_a_clear_error_with_exit_code_2(tmp_path):
+    result = runner.invoke(app, ["tag", str(EXAMPLE), "-o", str(tmp_path / "o.csv"), "--text-column", "why"])
+    assert result.exit_code == 2
+    assert "no column 'why'" in result.output and "'answer'" in result.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_tag_unknown_extension_and_missing_file(tmp_path):
+    (tmp_path / "export.txt").write_text("answer\nx\n")
+    result = runner.invoke(app, ["tag", str(tmp_path / "export.txt"), "-c", "answer"])
+    assert result.exit_code == 2 and "--format" in result.output
+    result = runner.invoke(app, ["tag", str(tmp_path / "nope.csv"), "-c", "answer"])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_classify_prints_one_json_prediction_per_answer():
+    result = runner.invoke(app, ["classify", "Za drogo jak na nasz budżet", ""])
+    assert result.exit_code == 0, result.output
+    predictions = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert predictions[0]["category"] == "pricing" and predictions[0]["language"] == "pl"
+    assert predictions[1]["error"] == "empty answer"

@@ -1,0 +1,39 @@
+"""Both shipped encoders load from their pip packages, offline, and give unit-length embeddings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reason_classifier.encoders import MINILM, USE_MULTILINGUAL, load_encoder, minilm_path
+from reason_classifier.errors import EncoderError
+
+
+@pytest.mark.parametrize(("name", "dimension"), [(USE_MULTILINGUAL, 512), (MINILM, 384)])
+def test_shipped_encoders_embed_offline(name, dimension, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = load_encoder(name)
+    vectors = encoder.encode(["the price went up again", "price increase", "the app crashed"])
+    assert vectors.shape == (3, dimension) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert encoder.encode([]).shape == (0, dimension)
+
+
+def test_multilingual_encoder_matches_translations():
+    encoder = load_encoder(USE_MULTILINGUAL)
+    english, chinese, polish, unrelated = encoder.encode(
+        ["The price is too high", "价格太高了", "Cena jest za wysoka", "Our office moved to another city"]
+    )
+    assert english @ chinese > english @ unrelated and english @ polish > english @ unrelated
+
+
+def test_a_local_sentence_transformers_folder_loads_by_path():
+    encoder = load_encoder(str(minilm_path()))
+    assert encoder.dimension == 384
+
+
+def test_unknown_name_without_a_hub_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(EncoderError, match="not a local folder; a hub name needs network access"):
+        load_encoder(str(tmp_path / "no-such-model"))

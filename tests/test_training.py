@@ -1,0 +1,99 @@
+"""Training end to end on tiny data, the shipped corpus's hygiene, and the default model's provenance."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.errors import InputError
+from reason_classifier.model_folder import DEFAULT_MODEL_PATH
+from reason_classifier.taxonomy import Taxonomy
+from training.config import TrainingConfig
+from training.corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
+from training.train import train
+
+TINY = [
+    ("way too expensive", "pricing", "too_expensive"),
+    ("the price is too high for us", "pricing", "too_expensive"),
+    ("they doubled the price", "pricing", "price_increase"),
+    ("the app crashes all the time", "product", "bugs_performance"),
+    ("it is so slow and buggy", "product", "bugs_performance"),
+    ("support never replies", "support", "slow_response"),
+    ("nobody answered my ticket for weeks", "support", "slow_response"),
+    ("we moved to a competitor", "market", "switched_competitor"),
+    ("our company closed", "market", "needs_changed"),
+    ("asdf", "other", "unclear"),
+    ("n/a", "other", "unclear"),
+]
+
+
+def write_labelled(path, rows) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["text", "category", "sub_reason", "lang"])
+        writer.writerows([(*row, "en") for row in rows])
+
+
+def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(tmp_path):
+    taxonomy = Taxonomy.load()
+    write_labelled(tmp_path / "tiny.csv", TINY)
+    data = read_labelled(tmp_path / "tiny.csv", taxonomy)
+    config = TrainingConfig(use_taxonomy_examples=False, folds=2, abstain_below=0.3)
+    classifier, summary = train(data, taxonomy, config, name="tiny")
+    assert summary["rows"] == len(TINY) and summary["config"]["abstain_below"] == 0.3
+    classifier.save(tmp_path / "model")
+    loaded = ReasonClassifier.load(tmp_path / "model")
+    texts = ["too pricey", "it keeps crashing", "no reply from support"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6)
+    assert [p.category for p in loaded.predict(texts)] == [p.category for p in classifier.predict(texts)]
+    assert loaded.config.training["data_fingerprint"] == data.fingerprint()
+
+
+def test_training_is_reproducible(tmp_path):
+    taxonomy = Taxonomy.load()
+    write_labelled(tmp_path / "tiny.csv", TINY)
+    data = read_labelled(tmp_path / "tiny.csv", taxonomy)
+    config = TrainingConfig(use_taxonomy_examples=False, folds=2)
+    first, _ = train(data, taxonomy, config)
+    second, _ = train(data, taxonomy, config)
+    np.testing.assert_array_equal(first.head.coef, second.head.coef)
+    assert first.abstain_below == second.abstain_below
+
+
+def test_bad_labels_name_the_file_and_row(tmp_path):
+    taxonomy = Taxonomy.load()
+    write_labelled(tmp_path / "bad.csv", [TINY[0], ("it is slow", "product", "slow_response")])
+    with pytest.raises(InputError, match=r"bad.csv, row 2: sub-reason 'slow_response' is not under category 'product'"):
+        read_labelled(tmp_path / "bad.csv", taxonomy)
+    write_labelled(tmp_path / "bad.csv", [("hello", "feelings", "")])
+    with pytest.raises(InputError, match=r"row 1: unknown category 'feelings'"):
+        read_labelled(tmp_path / "bad.csv", taxonomy)
+
+
+def test_invalid_training_options_are_refused_with_the_value():
+    with pytest.raises(ValueError, match="regularisation must be positive, got -1"):
+        TrainingConfig(regularisation=-1)
+    with pytest.raises(ValueError, match="unknown training option"):
+        TrainingConfig.from_dict({"learning_rate": 0.1})
+
+
+def _normalised(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum()) or text.strip()
+
+
+def test_heldout_answers_never_appear_in_training_data():
+    taxonomy = Taxonomy.load()
+    seen = {_normalised(t) for t in (read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)).texts}
+    leaked = [t for t in read_labelled(HELDOUT_PATH, taxonomy).texts if _normalised(t) in seen]
+    assert leaked == []
+
+
+def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
+    taxonomy = Taxonomy.load()
+    classifier = ReasonClassifier.load(DEFAULT_MODEL_PATH, detect_language=False)
+    assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m training.build_default"
+    expected = (read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)).fingerprint()
+    assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
