@@ -217,10 +217,15 @@ def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_
             elapsed = time.perf_counter() - started - load_seconds
             print(f"  [{classifier.encoder.name}] {done:,} rows, {done / elapsed:,.0f} rows/s", file=sys.stderr, flush=True)
 
-    tag_started, cpu_started = time.perf_counter(), _cpu_seconds()
+    tag_started, cpu_started, machine_started = time.perf_counter(), _cpu_seconds(), _machine_busy_seconds()
     summary = tag_file(input_csv, output_csv, classifier, "answer", chunk_rows=chunk_rows, on_progress=progress)
     seconds = time.perf_counter() - tag_started
     cpu_seconds = _cpu_seconds() - cpu_started
+    # CPU time other processes took while this one was tagging, as a share of the machine: ~0 when quiet.
+    other_cpu_share = None
+    if machine_started is not None:
+        other = _machine_busy_seconds() - machine_started - cpu_seconds
+        other_cpu_share = round(max(other, 0.0) / (seconds * (os.cpu_count() or 1)), 3)
     print(json.dumps({
         "encoder": classifier.encoder.name,
         "model": classifier.version,
@@ -233,6 +238,7 @@ def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_
         "vm_hwm_mib": _vm_hwm_mib(),
         "cpu_seconds": round(cpu_seconds, 1),
         "cpu_per_wall": round(cpu_seconds / seconds, 2),
+        "other_cpu_share": other_cpu_share,
         "errors": summary.errors,
         "abstained": summary.abstained,
         "categories": dict(summary.categories),
@@ -425,16 +431,9 @@ def main() -> None:
         results = {}
         for name in encoders:
             print(f"tagging with {name} ...", file=sys.stderr)
-            busy_before, wall_before = _machine_busy_seconds(), time.perf_counter()
             result = run_worker(models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows)
             if result["encoder"] != name:
                 raise RuntimeError(f"expected a {name} model, the worker loaded {result['encoder']}")
-            if busy_before is not None:
-                # CPU time the whole machine spent beyond this worker's tagging, as a share of its capacity:
-                # near 0 on a quiet machine (loading, ~seconds, is included in the numerator).
-                other = _machine_busy_seconds() - busy_before - result["cpu_seconds"]
-                capacity = (time.perf_counter() - wall_before) * (os.cpu_count() or 1)
-                result["other_cpu_share"] = round(max(other, 0.0) / capacity, 3)
             results[name] = {**{k: v for k, v in models[name].items() if k != "model_dir"}, **result}
 
         report = {
