@@ -338,13 +338,13 @@ def print_report(report: dict) -> None:
     table = Table(title=f"Tagging a {report['rows']:,}-row CSV export (threads={report['threads']}, chunk={report['chunk_rows']})")
     for column, justify in (("encoder", "left"), ("rows/s", "right"), ("tagging s", "right"), ("load s", "right"),
                             ("peak RSS MiB", "right"), ("after load MiB", "right"), ("CPU/wall", "right"),
-                            ("errors", "right"), ("abstained", "right")):
+                            ("other procs CPU", "right"), ("errors", "right"), ("abstained", "right")):
         table.add_column(column, justify=justify)
     for name, result in report["results"].items():
         table.add_row(
             name, f"{result['rows_per_second']:,.0f}", f"{result['seconds']:,.1f}", f"{result['load_seconds']:,.1f}",
             f"{result['peak_rss_mib']:,.0f}", f"{result['peak_rss_after_load_mib']:,.0f}", f"{result['cpu_per_wall']:.2f}",
-            f"{result['errors']:,}", f"{result['abstained']:,}",
+            "?" if result.get("other_cpu_share") is None else f"{result['other_cpu_share']:.0%}", f"{result['errors']:,}", f"{result['abstained']:,}",
         )
     console.print(table)
     console.print(
