@@ -144,6 +144,41 @@ def train(
 
 
 @app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model folder, or 'default' for the shipped model.")],
+    data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
+    output_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Measure a model on labelled answers: accuracy, macro-F1, per class and language, confusion, calibration."""
+    from reason_classifier.classifier import ReasonClassifier
+    from training.corpus import read_labelled
+    from training.evaluate import evaluate as evaluate_model
+    from training.report import write_report
+
+    try:
+        classifier = ReasonClassifier.load(None if model == "default" else Path(model))
+        labelled = read_labelled(data, classifier.taxonomy)
+        result = evaluate_model(classifier, labelled, ", ".join(map(str, data)))
+        paths = write_report(result, output_dir, classifier.config.name) if output_dir else {}
+    except (ReasonClassifierError, OSError) as error:
+        raise fail(str(error)) from None
+    if json_output:
+        output.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{classifier.config.name} on {result['data']} ({result['rows']} answers)")
+    for column in ("", "rows", "accuracy", "macro-F1"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("all", str(result["rows"]), f"{result['accuracy']:.3f}", f"{result['macro_f1']:.3f}")
+    for language, scores in result["per_language"].items():
+        table.add_row(language, str(scores["rows"]), f"{scores['accuracy']:.3f}", f"{scores['macro_f1']:.3f}")
+    output.print(table)
+    output.print(f"calibration error (ECE) {result['calibration']['ece']:.3f}; coverage {result['coverage']:.3f}", highlight=False)
+    for name, path in paths.items():
+        output.print(f"{name}: {path}", highlight=False)
+
+
+@app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
     model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model).")] = None,

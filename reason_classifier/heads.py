@@ -14,7 +14,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LinearHead:
-    """Multinomial logistic regression: probabilities = softmax(X @ coef.T / temperature + intercept)."""
+    """Multinomial logistic regression with a calibration temperature: softmax((X @ coef.T + intercept) / temperature)."""
 
     classes: tuple[str, ...]
     coef: np.ndarray  # (n_classes, dimension)
@@ -33,12 +33,15 @@ class LinearHead:
     def dimension(self) -> int:
         return int(self.coef.shape[1])
 
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        """Uncalibrated scores (temperature 1), for fitting the temperature."""
+        return embeddings @ self.coef.T + self.intercept
+
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        logits = (embeddings @ self.coef.T) / self.temperature + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return softmax(self.logits(embeddings) / self.temperature)
+
+    def with_temperature(self, temperature: float) -> LinearHead:
+        return LinearHead(self.classes, self.coef, self.intercept, temperature)
 
     def reorder(self, classes: Sequence[str]) -> LinearHead:
         """The same head with its outputs in the order of `classes` (which must be the same set)."""
@@ -63,3 +66,11 @@ class LinearHead:
             intercept=np.asarray(arrays[f"{prefix}_intercept"], dtype=np.float32),
             temperature=float(arrays[f"{prefix}_temperature"]),
         )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; works on a copy, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted

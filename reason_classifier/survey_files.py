@@ -15,7 +15,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from .answers import MISSING
+from .atomic import temporary_beside
 from .errors import InputError
 
 DEFAULT_CHUNK_ROWS = 2048
@@ -351,10 +351,7 @@ class SurveyWriter(ABC):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
-        os.close(handle)
-        self.temporary = Path(name)
+        self.temporary = temporary_beside(self.path)
 
     @abstractmethod
     def write(self, table: pd.DataFrame) -> None: ...

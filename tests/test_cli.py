@@ -63,3 +63,24 @@ def test_classify_prints_one_json_prediction_per_answer():
     predictions = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert predictions[0]["category"] == "pricing" and predictions[0]["language"] == "pl"
     assert predictions[1]["error"] == "empty answer"
+
+
+def test_evaluate_writes_metrics_png_and_a_self_contained_html_report(tmp_path):
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text(
+        "text,category,sub_reason,lang\n"
+        "It costs far too much,pricing,too_expensive,en\n"
+        "The app crashes every day,product,bugs_performance,en\n"
+        "Support never replies,support,slow_response,en\n"
+        "Przeszliśmy do konkurencji,market,switched_competitor,pl\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["evaluate", "default", str(labelled), "-o", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["rows"] == 4 and set(metrics["per_language"]) == {"en", "pl"}
+    assert 0 <= metrics["calibration"]["ece"] <= 1
+    assert (tmp_path / "report" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "http" not in page
+    assert "macro-F1" in page and "<table>" in page

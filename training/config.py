@@ -17,7 +17,8 @@ class TrainingConfig:
     balanced (bool, True): weight classes inversely to their frequency, so rare reasons are not drowned out.
     abstain_below (float | None, None): category confidence under which the answer becomes `other`;
         None chooses it by cross-validation on the training data (never on the held-out data).
-    folds (int, 5): cross-validation folds used to choose `abstain_below`.
+    folds (int, 5): cross-validation folds whose out-of-fold scores fit the temperature and `abstain_below`.
+    calibrate (bool, True): fit a temperature so that confidence matches accuracy (temperature scaling).
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
     seed (int, 0): seed of every random choice, so a run is reproducible.
     """
@@ -27,6 +28,7 @@ class TrainingConfig:
     balanced: bool = True
     abstain_below: float | None = None
     folds: int = 5
+    calibrate: bool = True
     use_taxonomy_examples: bool = True
     seed: int = 0
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 
+from .calibration import expected_calibration_error, reliability
 from .corpus import LabelledSet
 
 
@@ -44,6 +46,9 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
     precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=list(CATEGORIES), zero_division=0)
     covered = [i for i, p in enumerate(predictions) if not p.abstained]
     sub_gold = [i for i, s in enumerate(data.sub_reasons) if s is not None]
+    scored = [i for i, p in enumerate(predictions) if p.error is None]
+    top = np.array([max(predictions[i].scores.values()) for i in scored])
+    right = np.array([max(predictions[i].scores, key=predictions[i].scores.get) == gold[i] for i in scored])
     return {
         "data": name,
         **score(gold, predicted).as_dict(),
@@ -61,5 +66,20 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
         "sub_reason_accuracy": round(
             sum(predictions[i].sub_reason == data.sub_reasons[i] for i in sub_gold) / len(sub_gold), 4
         ) if sub_gold else None,
+        "calibration": {
+            "ece": round(expected_calibration_error(top, right), 4),
+            "reliability": reliability(top, right),
+            "coverage_curve": _coverage_curve(top, right),
+        },
         "abstained_share": round(sum(p.category == ABSTAIN_CATEGORY and p.abstained for p in predictions) / max(len(predictions), 1), 4),
     }
+
+
+def _coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> list[dict]:
+    """Accuracy on the answers kept if everything below each confidence were set aside (a report, not a tuning)."""
+    curve = []
+    for threshold in np.round(np.arange(0.0, 0.96, 0.05), 2):
+        kept = confidence >= threshold
+        curve.append({"threshold": float(threshold), "coverage": round(float(kept.mean()), 4),
+                      "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
+    return curve

@@ -18,6 +18,7 @@ from reason_classifier.language import default_detector
 from reason_classifier.model_folder import ModelConfig
 from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 
+from .calibration import category_probabilities, expected_calibration_error, fit_temperature
 from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
 
@@ -49,28 +50,49 @@ def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[st
     return LinearHead(tuple(classes), coef, intercept)
 
 
-def choose_abstention(embeddings: np.ndarray, sub_reasons: Sequence[str], taxonomy: Taxonomy,
-                      config: TrainingConfig) -> tuple[float, list[dict]]:
-    """The threshold that maximises cross-validated category macro-F1 when unsure answers become `other`."""
+def cross_validated_logits(embeddings: np.ndarray, sub_reasons: Sequence[str], taxonomy: Taxonomy,
+                           config: TrainingConfig) -> np.ndarray:
+    """Out-of-fold head scores for every training row: what the model says about answers it has not seen."""
     labels = np.array(sub_reasons)
-    categories = np.array([taxonomy.category_of(s) for s in sub_reasons])
     folds = StratifiedKFold(n_splits=min(config.folds, _smallest_class(labels)), shuffle=True, random_state=config.seed)
-    probabilities = np.zeros((len(labels), len(CATEGORIES)))
+    logits = np.zeros((len(labels), len(taxonomy.sub_reason_names)))
     for train_rows, test_rows in folds.split(embeddings, labels):
         head = fit_head(embeddings[train_rows], labels[train_rows], taxonomy.sub_reason_names, config)
-        probabilities[test_rows] = head.predict_proba(embeddings[test_rows]) @ taxonomy.category_matrix()
-    best = np.array(CATEGORIES)[probabilities.argmax(axis=1)]
-    top = probabilities.max(axis=1)
+        logits[test_rows] = head.logits(embeddings[test_rows])
+    return logits
+
+
+def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy, config: TrainingConfig) -> dict:
+    """Temperature and abstention threshold from out-of-fold scores, with the curves that justify them."""
+    matrix = taxonomy.category_matrix()
+    truth = np.array([CATEGORIES.index(c) for c in categories])
+    temperature = fit_temperature(logits, matrix, truth) if config.calibrate else 1.0
+    before = category_probabilities(logits, matrix)
+    after = category_probabilities(logits, matrix, temperature)
+    best = after.argmax(axis=1)
+    top = after.max(axis=1)
+    names = np.array(CATEGORIES)
     curve = []
     for threshold in THRESHOLD_GRID:
-        predicted = np.where(top < threshold, ABSTAIN_CATEGORY, best)
+        predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
+        covered = predicted != ABSTAIN_CATEGORY
         curve.append({
             "threshold": float(threshold),
-            "macro_f1": float(f1_score(categories, predicted, average="macro", labels=sorted(set(categories)))),
-            "coverage": float((predicted != ABSTAIN_CATEGORY).mean()),
+            "macro_f1": float(f1_score(names[truth], predicted, average="macro", labels=sorted(set(categories)))),
+            "coverage": float(covered.mean()),
+            "accuracy_when_covered": float((predicted[covered] == names[truth][covered]).mean()) if covered.any() else None,
         })
-    chosen = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))
-    return chosen["threshold"], curve
+    abstain_below = config.abstain_below
+    if abstain_below is None:
+        abstain_below = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))["threshold"]
+    return {
+        "temperature": temperature,
+        "abstain_below": abstain_below,
+        "ece_cv_before": expected_calibration_error(before.max(axis=1), before.argmax(axis=1) == truth),
+        "ece_cv_after": expected_calibration_error(top, best == truth),
+        "macro_f1_cv": float(f1_score(names[truth], names[best], average="macro")),
+        "abstention_curve_cv": curve,
+    }
 
 
 def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None = None, name: str = "reason-classifier",
@@ -88,18 +110,17 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     encoder = load_encoder(config.encoder, threads=threads)
     embeddings = encoder.encode(data.texts)
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
-    head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config)
-    curve: list[dict] = []
-    abstain_below = config.abstain_below
-    if abstain_below is None:
-        abstain_below, curve = choose_abstention(embeddings, sub_reasons, taxonomy, config)
+    logits = cross_validated_logits(embeddings, sub_reasons, taxonomy, config)
+    calibration = calibrate(logits, data.categories, taxonomy, config)
+    head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
         "rows": len(data),
         "rows_per_category": data.counts(),
         "data_fingerprint": data.fingerprint(),
         "sources": list(data.sources),
-        "abstention_curve_cv": curve,
+        "calibration": calibration,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     model_config = ModelConfig(name=name, encoder=encoder.name, abstain_below=abstain_below, training=training_summary)
