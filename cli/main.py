@@ -112,14 +112,14 @@ def train(
     base: Annotated[Optional[str], typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="JSON or YAML file of training options.")] = None,
     taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
-    heldout: Annotated[Optional[list[Path]], typer.Option(help="Held-out labelled data to measure on (never trained on).")] = None,
+    heldout: Annotated[Optional[list[Path]], typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training).")] = None,
 ) -> None:
-    """Train a model folder from labelled answers."""
+    """Train a model folder from labelled answers, and measure it on answers it was not trained on."""
     import yaml
 
     from reason_classifier.taxonomy import Taxonomy
     from training.config import TrainingConfig
-    from training.corpus import read_labelled
+    from training.corpus import read_labelled, split_heldout
     from training.evaluate import evaluate
     from training.model_card import model_card
     from training.train import train as train_model
@@ -131,9 +131,20 @@ def train(
         training_config = TrainingConfig.from_dict(options or {})
         schema = Taxonomy.load(taxonomy)
         labelled = read_labelled(data, schema)
-        with console.status(f"training on {len(labelled)} answers"):
-            classifier, summary = train_model(labelled, schema, training_config, name=output_path.name)
-        metrics = {"heldout": evaluate(classifier, read_labelled(heldout, schema), ", ".join(map(str, heldout)))} if heldout else {}
+        if heldout:
+            test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
+        else:
+            labelled, test = split_heldout(labelled, seed=training_config.seed)
+            test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
+        with _progress(console) as progress:
+            task = progress.add_task("training", total=None)
+
+            def report(stage: str, step: int, total: int, loss: float | None) -> None:
+                suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
+                progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
+
+            classifier, summary = train_model(labelled, schema, training_config, name=output_path.name, on_progress=report)
+        metrics = {"heldout": evaluate(classifier, test, test_name)}
         card = model_card(output_path.name, classifier.encoder.name, classifier.abstain_below, summary, metrics)
         classifier.save(output_path, metrics=metrics, card=card)
     except (ReasonClassifierError, ValueError, OSError) as error:

@@ -61,6 +61,18 @@ class LabelledSet:
         return LabelledSet(self.examples + other.examples, self.sources + other.sources)
 
 
+def split_heldout(data: LabelledSet, share: float = 0.2, seed: int = 0) -> tuple[LabelledSet, LabelledSet]:
+    """(train, held-out), stratified by category, for users who bring one labelled file and no held-out set."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < share < 1:
+        raise ValueError(f"the held-out share must be between 0 and 1, got {share!r}")
+    indices = list(range(len(data)))
+    train_rows, heldout_rows = train_test_split(indices, test_size=share, random_state=seed, stratify=data.categories)
+    pick = lambda rows, tag: LabelledSet(tuple(data.examples[i] for i in sorted(rows)), tuple(f"{s} ({tag})" for s in data.sources))
+    return pick(train_rows, f"{1 - share:.0%} split"), pick(heldout_rows, f"{share:.0%} held-out split, seed {seed}")
+
+
 def read_labelled(paths: str | Path | Sequence[str | Path], taxonomy: Taxonomy) -> LabelledSet:
     """Every row of the CSV files (or folders of them), validated; raises InputError naming file and row."""
     files = _csv_files([paths] if isinstance(paths, (str, Path)) else paths)

@@ -22,7 +22,11 @@ def model_card(name: str, encoder: str, abstain_below: float, training: dict, me
         f"{', '.join(CATEGORIES[:-1])}, or `other` when it cannot tell, with a sub-reason under each category.",
         "",
         "## Model",
-        f"- Encoder: `{encoder}` (frozen), followed by two logistic-regression heads (category, sub-reason).",
+        f"- Encoder: `{encoder}` (frozen), followed by one logistic-regression head over the sub-reasons; "
+        "a category's probability is the sum of its sub-reasons'.",
+        f"- Calibration: temperature {training.get('calibration', {}).get('temperature', 1.0):.3f} fitted on out-of-fold "
+        f"predictions (expected calibration error {training.get('calibration', {}).get('ece_cv_before', float('nan')):.3f} "
+        f"before, {training.get('calibration', {}).get('ece_cv_after', float('nan')):.3f} after, cross-validated).",
         f"- Abstention: a category confidence below {abstain_below:.2f} becomes `other` "
         "(threshold chosen by cross-validation on the training data).",
         f"- Training rows: {training.get('rows')} ({json.dumps(training.get('rows_per_category', {}))}).",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import numpy as np
@@ -23,6 +23,9 @@ from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
+
+Progress = Callable[[str, int, int, "float | None"], None]
+"""on_progress(stage, step, total_steps, validation_loss_or_None), called as training advances."""
 
 
 def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
@@ -51,14 +54,19 @@ def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[st
 
 
 def cross_validated_logits(embeddings: np.ndarray, sub_reasons: Sequence[str], taxonomy: Taxonomy,
-                           config: TrainingConfig) -> np.ndarray:
+                           config: TrainingConfig, on_progress: Progress | None = None) -> np.ndarray:
     """Out-of-fold head scores for every training row: what the model says about answers it has not seen."""
     labels = np.array(sub_reasons)
-    folds = StratifiedKFold(n_splits=min(config.folds, _smallest_class(labels)), shuffle=True, random_state=config.seed)
+    n_folds = min(config.folds, _smallest_class(labels))
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
     logits = np.zeros((len(labels), len(taxonomy.sub_reason_names)))
-    for train_rows, test_rows in folds.split(embeddings, labels):
+    truth = np.array([taxonomy.sub_reason_names.index(s) for s in labels])
+    for fold, (train_rows, test_rows) in enumerate(folds.split(embeddings, labels), 1):
         head = fit_head(embeddings[train_rows], labels[train_rows], taxonomy.sub_reason_names, config)
         logits[test_rows] = head.logits(embeddings[test_rows])
+        if on_progress:
+            probabilities = head.predict_proba(embeddings[test_rows])[np.arange(len(test_rows)), truth[test_rows]]
+            on_progress("cross-validation", fold, n_folds, float(-np.log(np.clip(probabilities, 1e-12, None)).mean()))
     return logits
 
 
@@ -96,7 +104,7 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
 
 
 def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None = None, name: str = "reason-classifier",
-          threads: int = 2) -> tuple[ReasonClassifier, dict]:
+          threads: int = 2, on_progress: Progress | None = None) -> tuple[ReasonClassifier, dict]:
     """A classifier fitted on `data` (plus the taxonomy's seed examples if configured), and what was learnt about it."""
     config = config or TrainingConfig()
     if config.use_taxonomy_examples:
@@ -108,16 +116,22 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     encoder = load_encoder(config.encoder, threads=threads)
+    if on_progress:
+        on_progress(f"encoding {len(data)} answers", 0, 1, None)
     embeddings = encoder.encode(data.texts)
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
-    logits = cross_validated_logits(embeddings, sub_reasons, taxonomy, config)
+    logits = cross_validated_logits(embeddings, sub_reasons, taxonomy, config, on_progress)
     calibration = calibrate(logits, data.categories, taxonomy, config)
     head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    if on_progress:
+        on_progress("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
         "rows": len(data),
         "rows_per_category": data.counts(),
+        "categories": list(CATEGORIES),
+        "sub_reasons": taxonomy.sub_reason_names,
         "data_fingerprint": data.fingerprint(),
         "sources": list(data.sources),
         "calibration": calibration,
