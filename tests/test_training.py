@@ -50,6 +50,7 @@ def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(
     np.testing.assert_allclose(loaded.predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6)
     assert [p.category for p in loaded.predict(texts)] == [p.category for p in classifier.predict(texts)]
     assert loaded.config.training["data_fingerprint"] == data.fingerprint()
+    assert loaded.config.training["encoder_fine_tuned"] and (tmp_path / "model" / "encoder" / "use_dense.npz").is_file()
 
 
 def test_training_is_reproducible(tmp_path):
@@ -97,3 +98,21 @@ def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
     assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m training.build_default"
     expected = (read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)).fingerprint()
     assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
+
+
+def test_torch_port_of_the_multilingual_encoder_matches_the_numpy_one(tmp_path):
+    import torch
+
+    from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
+    from training.finetune_use import TorchUSE
+
+    texts = ["too expensive", "客服一直不回覆，等了兩個禮拜", "Aplikacja ciągle się zawiesza", "a"]
+    port = TorchUSE()
+    with torch.no_grad():
+        ported = port(port.tokenize(texts)).numpy()
+    np.testing.assert_allclose(ported, load_encoder(USE_MULTILINGUAL).encode(texts), atol=1e-5)
+    with torch.no_grad():
+        port.weights["d3"].mul_(0.5)  # any change must reach the numpy backend through the saved folder
+        changed = port(port.tokenize(texts)).numpy()
+    served = load_encoder(str(port.save(tmp_path / "encoder"))).encode(texts)
+    np.testing.assert_allclose(served, changed, atol=2e-3)

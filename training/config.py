@@ -20,6 +20,10 @@ class TrainingConfig:
     folds (int, 5): cross-validation folds whose out-of-fold scores fit the temperature and `abstain_below`.
     calibrate (bool, True): fit a temperature so that confidence matches accuracy (temperature scaling).
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
+    fine_tune_epochs (int, 2): epochs of fine-tuning the multilingual encoder's dense and convolution layers
+        before the head is fitted; 0 keeps it frozen. Other encoders are always used frozen.
+    fine_tune_learning_rate (float, 1e-4): AdamW learning rate of that fine-tuning.
+    batch_size (int, 32): answers per fine-tuning step.
     seed (int, 0): seed of every random choice, so a run is reproducible.
     """
 
@@ -30,6 +34,9 @@ class TrainingConfig:
     folds: int = 5
     calibrate: bool = True
     use_taxonomy_examples: bool = True
+    fine_tune_epochs: int = 2
+    fine_tune_learning_rate: float = 1e-4
+    batch_size: int = 32
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -37,6 +44,11 @@ class TrainingConfig:
             raise ValueError(f"regularisation must be positive, got {self.regularisation!r}")
         if self.abstain_below is not None and not 0 <= self.abstain_below < 1:
             raise ValueError(f"abstain_below must be in [0, 1), got {self.abstain_below!r}")
+        if self.fine_tune_epochs < 0 or self.batch_size < 1 or not self.fine_tune_learning_rate > 0:
+            raise ValueError(
+                f"fine_tune_epochs must be >= 0, batch_size >= 1 and fine_tune_learning_rate > 0; got "
+                f"{self.fine_tune_epochs!r}, {self.batch_size!r}, {self.fine_tune_learning_rate!r}"
+            )
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds!r}")
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
 from reason_classifier.classifier import ReasonClassifier
-from reason_classifier.encoders import load_encoder
+from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
 from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead
 from reason_classifier.language import default_detector
@@ -21,6 +26,7 @@ from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 from .calibration import category_probabilities, expected_calibration_error, fit_temperature
 from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
+from .finetune_use import TorchUSE, fine_tune
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 
@@ -53,15 +59,24 @@ def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[st
     return LinearHead(tuple(classes), coef, intercept)
 
 
-def cross_validated_logits(embeddings: np.ndarray, sub_reasons: Sequence[str], taxonomy: Taxonomy,
+EmbedAfterFitting = Callable[[np.ndarray], np.ndarray]
+"""embed(train_rows) -> embeddings of every row, from an encoder that has seen (been fine-tuned on) only `train_rows`."""
+
+
+def cross_validated_logits(embed: EmbedAfterFitting, sub_reasons: Sequence[str], taxonomy: Taxonomy,
                            config: TrainingConfig, on_progress: Progress | None = None) -> np.ndarray:
-    """Out-of-fold head scores for every training row: what the model says about answers it has not seen."""
+    """Out-of-fold head scores for every training row: what the model says about answers it has not seen.
+
+    When the encoder is fine-tuned, each fold fine-tunes its own copy on the fold's training rows,
+    so the scores are as honest as for frozen embeddings.
+    """
     labels = np.array(sub_reasons)
     n_folds = min(config.folds, _smallest_class(labels))
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
     logits = np.zeros((len(labels), len(taxonomy.sub_reason_names)))
     truth = np.array([taxonomy.sub_reason_names.index(s) for s in labels])
-    for fold, (train_rows, test_rows) in enumerate(folds.split(embeddings, labels), 1):
+    for fold, (train_rows, test_rows) in enumerate(folds.split(np.zeros(len(labels)), labels), 1):
+        embeddings = embed(train_rows)
         head = fit_head(embeddings[train_rows], labels[train_rows], taxonomy.sub_reason_names, config)
         logits[test_rows] = head.logits(embeddings[test_rows])
         if on_progress:
@@ -115,19 +130,37 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: {data.texts[unlabelled[0]]!r}); "
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
-    encoder = load_encoder(config.encoder, threads=threads)
-    if on_progress:
-        on_progress(f"encoding {len(data)} answers", 0, 1, None)
-    embeddings = encoder.encode(data.texts)
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
-    logits = cross_validated_logits(embeddings, sub_reasons, taxonomy, config, on_progress)
+    fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
+    report = on_progress or (lambda *_: None)
+    if fine_tuning:
+        classes = np.array([taxonomy.sub_reason_names.index(s) for s in sub_reasons])
+
+        def tuned(rows: np.ndarray, stage: str) -> TorchUSE:
+            return fine_tune(
+                [data.texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
+                config.fine_tune_learning_rate, config.batch_size, seed=config.seed, threads=threads,
+                on_epoch=lambda epoch, total, loss: report(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss),
+            )
+
+        def embed(rows: np.ndarray) -> np.ndarray:
+            return embed_with(tuned(rows, "cross-validation fold"), data.texts)
+
+        logits = cross_validated_logits(embed, sub_reasons, taxonomy, config, on_progress)
+        encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
+    else:
+        encoder = load_encoder(config.encoder, threads=threads)
+        report(f"encoding {len(data)} answers", 0, 1, None)
+        frozen = encoder.encode(data.texts)
+        logits = cross_validated_logits(lambda rows: frozen, sub_reasons, taxonomy, config, on_progress)
     calibration = calibrate(logits, data.categories, taxonomy, config)
+    embeddings = encoder.encode(data.texts)
     head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
-    if on_progress:
-        on_progress("final fit", 1, 1, None)
+    report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
+        "encoder_fine_tuned": fine_tuning,
         "rows": len(data),
         "rows_per_category": data.counts(),
         "categories": list(CATEGORIES),
@@ -137,11 +170,23 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         "calibration": calibration,
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    model_config = ModelConfig(name=name, encoder=encoder.name, abstain_below=abstain_below, training=training_summary)
+    model_config = ModelConfig(name=name, encoder=config.encoder, abstain_below=abstain_below, training=training_summary)
     classifier = ReasonClassifier(
         encoder, taxonomy, head, abstain_below, language_detector=default_detector(), config=model_config,
     )
     return classifier, training_summary
+
+
+def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+    with torch.no_grad():
+        return np.vstack([model(model.tokenize(texts[i:i + batch_size])).numpy() for i in range(0, len(texts), batch_size)])
+
+
+def _scratch_folder() -> Path:
+    """A folder for the fine-tuned encoder until the classifier is saved (which copies it into the model folder)."""
+    folder = Path(tempfile.mkdtemp(prefix="reason-classifier-encoder-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def _smallest_class(labels: np.ndarray) -> int:
