@@ -221,3 +221,13 @@ def test_output_may_not_overwrite_input(tmp_path, classifier):
     survey_frame(2).to_csv(source, index=False)
     with pytest.raises(InputError, match="overwrite the input"):
         tag_file(source, source, classifier, "answer")
+
+
+def test_table_tagger_is_the_same_pure_function_for_distributed_engines(classifier):
+    from reason_classifier.tagging import TableTagger
+
+    frame = survey_frame(12)
+    tagger = TableTagger("answer")
+    expected = tag_table(frame, classifier, "answer")
+    pd.testing.assert_frame_equal(tagger(frame), expected)
+    pd.testing.assert_frame_equal(frame, survey_frame(12))  # the input is not modified

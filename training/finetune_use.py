@@ -143,7 +143,7 @@ def fine_tune(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            total += float(loss) * len(rows)
+            total += loss.item() * len(rows)
         if on_epoch:
             on_epoch(epoch, epochs, total / len(token_ids))
     model.eval()

@@ -22,7 +22,10 @@ def model_card(name: str, encoder: str, abstain_below: float, training: dict, me
         f"{', '.join(CATEGORIES[:-1])}, or `other` when it cannot tell, with a sub-reason under each category.",
         "",
         "## Model",
-        f"- Encoder: `{encoder}` (frozen), followed by one logistic-regression head over the sub-reasons; "
+        f"- Encoder: `{training.get('config', {}).get('encoder', encoder)}`"
+        + (f", its dense and convolution layers fine-tuned for {training['config']['fine_tune_epochs']} epochs on the training data "
+           "(embedding table frozen; shipped in `encoder/`)" if training.get("encoder_fine_tuned") else " (frozen)")
+        + ", followed by one logistic-regression head over the sub-reasons; "
         "a category's probability is the sum of its sub-reasons'.",
         f"- Calibration: temperature {training.get('calibration', {}).get('temperature', 1.0):.3f} fitted on out-of-fold "
         f"predictions (expected calibration error {training.get('calibration', {}).get('ece_cv_before', float('nan')):.3f} "

@@ -185,6 +185,7 @@ def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> 
 def _scratch_folder() -> Path:
     """A folder for the fine-tuned encoder until the classifier is saved (which copies it into the model folder)."""
     folder = Path(tempfile.mkdtemp(prefix="reason-classifier-encoder-"))
+    folder.chmod(0o755)
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
