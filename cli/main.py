@@ -208,5 +208,38 @@ def classify(
         output.print(json.dumps(asdict(prediction), ensure_ascii=False), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of service settings (see the README's Service section).")] = None,
+) -> None:
+    """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
+    import os
+
+    import uvicorn
+
+    from service.settings import CONFIG_FILE_VARIABLE, ENV_PREFIX, ServiceSettings
+
+    # Workers are separate processes that build their settings from the environment, so pass the options there.
+    if config is not None:
+        os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
+    if model is not None:
+        os.environ[f"{ENV_PREFIX}MODEL"] = str(model.resolve())
+    try:
+        settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
+        from service.offers import OffersConfig
+
+        OffersConfig.load(settings.offers)
+    except ReasonClassifierError as error:
+        raise fail(str(error)) from None
+    uvicorn.run(
+        "service.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level=settings.log_level, access_log=False,  # the service logs each request itself, without answer text
+    )
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,139 @@
+"""The FastAPI app: `create_app(settings)` wires settings, the model, offers, the store and metrics.
+
+The model is loaded once, in the background when the app starts, and warmed with a few answers;
+until then `/healthz` says alive and `/readyz` and every `/v1` route say 503 (not ready). If the
+model, the offers or the store cannot be loaded, `/readyz` and `/healthz` say why (503) and the log
+has the details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from reason_classifier.classifier import ReasonClassifier
+
+from .errors import install_error_handlers
+from .metrics import Metrics
+from .middleware import RequestContext
+from .offers import OfferBook, OffersConfig
+from .predictor import Predictor
+from .routes import build_router
+from .settings import ServiceSettings
+from .store import AnswerStore
+
+log = logging.getLogger("service")
+
+WARM_UP_ANSWERS = (
+    "It's too expensive for what we use.",
+    "The app keeps crashing when I export.",
+    "太贵了",
+    "Nikt nie odpowiadał na zgłoszenia.",
+)
+
+
+class ServiceState:
+    """Everything the routes need, loaded once per app."""
+
+    def __init__(self, settings: ServiceSettings, classifier: ReasonClassifier | None) -> None:
+        self.settings = settings
+        self.library = settings.library()
+        self.offers_config = OffersConfig.load(settings.offers)  # fail fast: before the server starts
+        self.metrics = Metrics()
+        self.classifier = classifier
+        self.offer_book: OfferBook | None = None
+        self.store: AnswerStore | None = None
+        self.predictor = Predictor(self._predict, max_batch=settings.max_predict_batch, on_batch=self.metrics.predict_seconds.observe)
+        self.ready = False
+        self.load_error: str | None = None
+        self._loading: asyncio.Task[None] | None = None
+
+    @property
+    def max_chars(self) -> int:
+        return self.library.max_chars
+
+    @property
+    def model_version(self) -> str:
+        return self.classifier.version if self.classifier is not None else "not loaded"
+
+    def _predict(self, texts: list[str]):  # runs in the predictor's thread
+        assert self.classifier is not None
+        return self.classifier.predict(texts)
+
+    async def start(self) -> None:
+        self.predictor.start()
+        self._loading = asyncio.get_running_loop().create_task(self._load(), name="load-model")
+
+    async def wait_ready(self) -> None:
+        """For tests and embedders: wait until loading finished (ready or failed)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+
+    async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+        await self.predictor.stop()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+
+    async def _load(self) -> None:
+        try:
+            if self.classifier is None:
+                library = self.library
+                log.info("loading model %s", library.model or "(shipped default)")
+                self.classifier = await asyncio.to_thread(
+                    ReasonClassifier.load, library.model, threads=library.threads,
+                    max_chars=library.max_chars, detect_language=library.detect_language,
+                )
+            self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
+            if self.settings.store:
+                self.store = await asyncio.to_thread(AnswerStore, self.settings.store, self.metrics.store_errors.inc)
+                log.info("storing classified answers in %s", self.store.dialect)
+            await self.predictor.predict(list(WARM_UP_ANSWERS), timeout=120)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self.load_error = f"{type(error).__name__}: {error}"
+            log.exception("the service cannot become ready")
+            return
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info("ready: model %s", self.classifier.version)
+
+
+def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassifier | None = None) -> FastAPI:
+    """The service's ASGI app. `settings` default to the environment (and its config file);
+    `classifier` may be given to share one loaded model (tests); otherwise it is loaded at start-up."""
+    settings = settings or ServiceSettings.load()
+    logging.getLogger("service").setLevel(settings.log_level.upper())
+    state = ServiceState(settings, classifier)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        try:
+            yield
+        finally:
+            await state.stop()
+
+    app = FastAPI(
+        title="reason-classifier",
+        version="1",
+        summary="Classifies a cancellation answer into a churn reason, with the save offer and the team to alert.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    app.include_router(build_router(state))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["content-type", settings.api_key_header, "x-request-id"], expose_headers=["x-request-id"],
+        )
+    app.add_middleware(RequestContext, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
+    return app

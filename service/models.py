@@ -1,0 +1,112 @@
+"""Request and response bodies of the HTTP API; they are also its OpenAPI documentation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from .offers import OfferKind
+
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+
+
+class ClassifyRequest(BaseModel):
+    """One answer from the cancel flow, with what the caller knows about the customer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "Too expensive for a team of three", "customer_id": "c-1042", "plan": "pro", "mrr": 79.0}]},
+    )
+
+    text: str = Field(description="The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default).")
+    customer_id: str | None = Field(default=None, max_length=200, description="Carried into the alert and the stored row.")
+    plan: str | None = Field(default=None, max_length=100, description="The customer's plan; offers may depend on it.")
+    mrr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, description="Monthly recurring revenue of the account; offers may depend on it.")
+    language: LanguageTag | None = Field(default=None, description="The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Anything else to store with the answer (not used to classify).")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ClassifyRequest] = Field(min_length=1, description="At most `max_batch_items` answers (100 by default).")
+
+
+class OfferOut(BaseModel):
+    id: str
+    kind: OfferKind
+    message: str
+
+
+class AlertOut(BaseModel):
+    """Whom to tell: the team that owns the reason, with the customer's id, plan and revenue."""
+
+    team: str
+    category: str
+    sub_reason: str | None
+    customer_id: str | None
+    plan: str | None
+    mrr: float | None
+
+
+class Actionability(BaseModel):
+    voluntary: bool = Field(description="False when the customer did not choose to leave (a failed card).")
+    influenceable: bool = Field(description="True when an offer or a fix could keep the customer.")
+
+
+class ClassifyResponse(BaseModel):
+    category: str = Field(description="product, pricing, support, market, or other when the model is unsure.")
+    sub_reason: str | None
+    confidence: float | None = Field(description="Probability that `category` is right (when abstained: that the best guess would be wrong).")
+    sub_reason_confidence: float | None
+    scores: dict[str, float] = Field(description="Probability of each category, summing to 1.")
+    abstained: bool
+    language: str | None
+    offer: OfferOut
+    alert: AlertOut | None
+    actionability: Actionability | None
+    model_version: str
+    request_id: str
+
+
+class BatchResponse(BaseModel):
+    items: list[ClassifyResponse] = Field(description="One answer per item, in the order sent.")
+    model_version: str
+    request_id: str
+
+
+class SubReasonOut(BaseModel):
+    description: str
+    owner: str
+    voluntary: bool
+    influenceable: bool
+
+
+class CategoryOut(BaseModel):
+    description: str
+    sub_reasons: dict[str, SubReasonOut]
+
+
+class TaxonomyResponse(BaseModel):
+    version: int
+    categories: dict[str, CategoryOut]
+    model_version: str
+
+
+class Status(BaseModel):
+    status: str
+    model_version: str | None = None
+    detail: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_text, body_too_large, timeout.")
+    message: str = Field(description="What was wrong, for a person.")
+    field: str | None = Field(default=None, description="Dotted path of the offending field, e.g. items.3.text.")
+    limit: int | float | None = Field(default=None, description="The limit that was exceeded, when there is one.")
+    request_id: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,99 @@
+"""Runs the CPU-bound `predict` off the event loop, one call at a time, with a bounded wait.
+
+Requests that arrive while the model is busy are classified together in the next call (the
+encoder is several times cheaper per answer in a batch), without ever waiting for a batch to
+fill: a lone request is classified at once. A caller waits at most `timeout` seconds; then it gets
+`PredictTimeout` and, if its answers were not started yet, they are never classified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from reason_classifier.classifier import Prediction
+
+
+class PredictTimeout(Exception):
+    """The model did not answer within the configured time."""
+
+
+@dataclass
+class _Job:
+    texts: Sequence[str]
+    future: asyncio.Future[list[Prediction]] = field(repr=False)
+
+
+class Predictor:
+    """`await predictor.predict(texts, timeout)`: predictions in order, or `PredictTimeout` / the model's error."""
+
+    def __init__(
+        self,
+        predict: Callable[[list[str]], list[Prediction]],
+        max_batch: int = 64,
+        on_batch: Callable[[float], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self._max_batch = max_batch
+        self._on_batch = on_batch or (lambda seconds: None)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the batching loop; call from inside the running event loop."""
+        self._queue = asyncio.Queue()
+        self._worker = asyncio.get_running_loop().create_task(self._run(), name="predictor")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def predict(self, texts: Sequence[str], timeout: float) -> list[Prediction]:
+        assert self._queue is not None, "Predictor.start() was not called"
+        job = _Job(texts, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(job)
+        try:
+            return await asyncio.wait_for(job.future, timeout)
+        except TimeoutError:
+            raise PredictTimeout(f"the model did not answer within {timeout:g} s") from None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self._queue.get()]
+            size = len(jobs[0].texts)
+            while size < self._max_batch and not self._queue.empty():
+                job = self._queue.get_nowait()
+                jobs.append(job)
+                size += len(job.texts)
+            jobs = [job for job in jobs if not job.future.done()]  # timed out while queued
+            if not jobs:
+                continue
+            texts = [text for job in jobs for text in job.texts]
+            started = time.perf_counter()
+            try:
+                predictions = await loop.run_in_executor(self._executor, self._predict, texts)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the model's failure is each waiting request's 503
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
+                continue
+            self._on_batch(time.perf_counter() - started)
+            start = 0
+            for job in jobs:
+                end = start + len(job.texts)
+                if not job.future.done():
+                    job.future.set_result(predictions[start:end])
+                start = end

@@ -1,0 +1,139 @@
+"""Settings of the HTTP service: defaults that work offline, overridable by environment or a YAML file.
+
+Every setting reads `REASON_CLASSIFIER_SERVICE_<NAME>` from the environment; a YAML file of the same
+names (lower case, without the prefix) is read from `REASON_CLASSIFIER_SERVICE_CONFIG` or the `serve`
+command's `--config`. Precedence: explicit arguments, then environment, then the file, then defaults.
+The model, threads, max_chars and detect_language fall back to the library's own settings
+(`REASON_CLASSIFIER_MODEL`, ...), so one variable points every command and the service at a model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from reason_classifier.config import Settings as LibrarySettings
+from reason_classifier.errors import ReasonClassifierError
+
+ENV_PREFIX = "REASON_CLASSIFIER_SERVICE_"
+CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
+DEFAULT_OFFERS_PATH = Path(__file__).resolve().parent / "offers.yaml"
+
+
+class SettingsError(ReasonClassifierError):
+    """The service settings (environment or file) are invalid; the message names the setting."""
+
+
+class ServiceSettings(BaseSettings):
+    """Typed settings of the service; the README's *Service* section lists them with their defaults.
+
+    model: model folder (None = the library setting, else the shipped default model);
+    threads / max_chars / detect_language: as the library's settings (None = the library's value);
+    offers: YAML file of save offers and alerts; store: '' (off), an SQLite file path or a database URL;
+    max_batch_items: items per batch request; max_body_bytes: request body limit;
+    predict_timeout_seconds: longest wait for the model before a 503; api_keys: accepted keys
+    (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
+    allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    model: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+    max_chars: int | None = Field(default=None, ge=1)
+    detect_language: bool | None = None
+    offers: Path = DEFAULT_OFFERS_PATH
+    store: str = ""
+    max_batch_items: int = Field(default=100, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    predict_timeout_seconds: float = Field(default=1.0, gt=0)
+    max_predict_batch: int = Field(default=64, ge=1)
+    api_keys: list[str] = Field(default_factory=list)
+    api_key_header: str = "X-API-Key"
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: str = "info"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"critical", "error", "warning", "info", "debug"}:
+            raise ValueError(f"{value!r} is not one of critical, error, warning, info, debug")
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _no_empty_keys(cls, value: list[str]) -> list[str]:
+        if any(not key.strip() for key in value):
+            raise ValueError("an API key must not be empty")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlFile(settings_cls)
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **overrides: Any) -> ServiceSettings:
+        """Settings from arguments, environment and file, or a `SettingsError` naming the bad setting."""
+        previous = os.environ.get(CONFIG_FILE_VARIABLE)
+        try:
+            if config_file is not None:
+                os.environ[CONFIG_FILE_VARIABLE] = str(config_file)
+            return cls(**overrides)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
+            )
+            raise SettingsError(f"invalid service settings: {problems}") from None
+        finally:
+            if config_file is not None:
+                if previous is None:
+                    os.environ.pop(CONFIG_FILE_VARIABLE, None)
+                else:
+                    os.environ[CONFIG_FILE_VARIABLE] = previous
+
+    def library(self) -> LibrarySettings:
+        """The library settings with this service's overrides applied."""
+        base = LibrarySettings()
+        overrides = {
+            name: getattr(self, name)
+            for name in ("model", "threads", "max_chars", "detect_language")
+            if getattr(self, name) is not None
+        }
+        return base.model_copy(update=overrides)
+
+
+class _YamlFile(PydanticBaseSettingsSource):
+    """Settings from the YAML file named by `REASON_CLASSIFIER_SERVICE_CONFIG`, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_FILE_VARIABLE)
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as error:
+            raise SettingsError(f"cannot read service config {path}: {error.strerror or error}") from None
+        except yaml.YAMLError as error:
+            raise SettingsError(f"{path}: not valid YAML: {error}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise SettingsError(f"{path}: expected a mapping of setting names to values")
+        return {str(key).lower(): value for key, value in data.items()}
