@@ -116,6 +116,8 @@ def make_answer(rng: random.Random, answers: list[tuple[str, str]], by_language:
 
 def generate_export(path: Path, rows: int, seed: int, chunk_rows: int) -> dict:
     """Write a survey export of `rows` rows to `path`; return what the data is like."""
+    from reason_classifier.model_folder import file_sha256
+
     answers = labelled_answers()
     by_language: dict[str, list[str]] = {}
     for language, text in answers:
@@ -157,16 +159,8 @@ def generate_export(path: Path, rows: int, seed: int, chunk_rows: int) -> dict:
         "encoded_share_per_chunk": round(encoded_per_chunk / max(len(non_empty), 1), 4),
         "mean_answer_chars": round(sum(map(len, non_empty)) / max(len(non_empty), 1), 1),
         "file_mib": round(path.stat().st_size / 2**20, 2),
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- models

@@ -85,7 +85,7 @@ def write_model_folder(
             copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
             copy(source, staging / name)
         config.format_version = FORMAT_VERSION
-        config.checksums = {name: _sha256(staging / name) for name in _checked_files(staging)}
+        config.checksums = {name: file_sha256(staging / name) for name in _checked_files(staging)}
         (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
@@ -115,7 +115,7 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     if missing:
         raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
     for name, expected in config.checksums.items():
-        if expected != _sha256(path / name):
+        if expected != file_sha256(path / name):
             raise ModelFolderError(
                 f"model folder {path}: {name} does not match the checksum in {CONFIG_FILE} "
                 "(the file was changed or damaged after training; retrain or copy the folder again)"
@@ -166,7 +166,8 @@ def _checked_files(folder: Path) -> list[str]:
     )
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
