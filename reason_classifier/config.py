@@ -10,7 +10,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .answers import DEFAULT_MAX_CHARS
-from .survey_files import DEFAULT_CHUNK_ROWS
+
+DEFAULT_CHUNK_ROWS = 2048
 
 
 class Settings(BaseSettings):

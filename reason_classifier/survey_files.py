@@ -26,9 +26,8 @@ import pandas as pd
 
 from .answers import MISSING
 from .atomic import temporary_beside
+from .config import DEFAULT_CHUNK_ROWS
 from .errors import InputError
-
-DEFAULT_CHUNK_ROWS = 2048
 
 
 class SurveyFormat(str, Enum):
