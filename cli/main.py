@@ -120,9 +120,7 @@ def train(
     from reason_classifier.taxonomy import Taxonomy
     from training.config import TrainingConfig
     from training.corpus import read_labelled, split_heldout
-    from training.evaluate import evaluate
-    from training.model_card import model_card
-    from training.train import train as train_model
+    from training.train import train_evaluate_save
 
     try:
         options = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
@@ -143,10 +141,8 @@ def train(
                 suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
                 progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
 
-            classifier, summary = train_model(labelled, schema, training_config, name=output_path.name, on_progress=report)
-        metrics = {"heldout": evaluate(classifier, test, test_name)}
-        card = model_card(output_path.name, classifier.encoder.name, classifier.abstain_below, summary, metrics)
-        classifier.save(output_path, metrics=metrics, card=card)
+            classifier, metrics = train_evaluate_save(labelled, test, test_name, schema, output_path, training_config,
+                                                      on_progress=report)
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
     output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")

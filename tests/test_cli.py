@@ -84,3 +84,19 @@ def test_evaluate_writes_metrics_png_and_a_self_contained_html_report(tmp_path):
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "http" not in page
     assert "macro-F1" in page and "<table>" in page
+
+
+def test_train_sets_aside_a_held_out_split_and_writes_a_loadable_model_folder(tmp_path):
+    from reason_classifier.classifier import ReasonClassifier
+
+    config = tmp_path / "config.yaml"
+    config.write_text("fine_tune_epochs: 0\nfolds: 2\n", encoding="utf-8")
+    data = Path(__file__).resolve().parent.parent / "labels" / "train" / "pl.csv"
+    result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "model"), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert "20% of" in metrics["heldout"]["data"] and 0 < metrics["heldout"]["macro_f1"] <= 1
+    assert "## Evaluation" in (tmp_path / "model" / "README.md").read_text()
+    assert ReasonClassifier.load(tmp_path / "model").predict(["za drogo"])[0].error is None
+    bad = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "m2"), "--config", str(tmp_path / "none.yaml")])
+    assert bad.exit_code == 2 and "none.yaml" in bad.output

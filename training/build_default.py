@@ -19,20 +19,17 @@ from reason_classifier.taxonomy import Taxonomy
 
 from .config import TrainingConfig
 from .corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled
-from .evaluate import evaluate
-from .model_card import model_card
-from .train import train
+from .train import train_evaluate_save
 
 DEFAULT_NAME = "reason-classifier-default"
 
 
 def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = None) -> dict:
     taxonomy = Taxonomy.load()
-    data = read_labelled(TRAIN_PATH, taxonomy)
-    classifier, training = train(data, taxonomy, config, name=DEFAULT_NAME)
-    metrics = {"heldout": evaluate(classifier, read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout")}
-    card = model_card(DEFAULT_NAME, classifier.encoder.name, classifier.abstain_below, training, metrics)
-    classifier.save(output, metrics=metrics, card=card)
+    _, metrics = train_evaluate_save(
+        read_labelled(TRAIN_PATH, taxonomy), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout", taxonomy,
+        output, config, name=DEFAULT_NAME,
+    )
     return metrics
 
 

@@ -26,6 +26,8 @@ from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 from .calibration import category_probabilities, expected_calibration_error, fit_temperature
 from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
+from .evaluate import evaluate
+from .model_card import model_card
 from .finetune_use import TorchUSE, fine_tune
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
@@ -148,13 +150,13 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
 
         logits = cross_validated_logits(embed, sub_reasons, taxonomy, config, on_progress)
         encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
+        embeddings = encoder.encode(data.texts)  # from the stored weights, exactly as they will be served
     else:
         encoder = load_encoder(config.encoder, threads=threads)
         report(f"encoding {len(data)} answers", 0, 1, None)
-        frozen = encoder.encode(data.texts)
-        logits = cross_validated_logits(lambda rows: frozen, sub_reasons, taxonomy, config, on_progress)
+        embeddings = encoder.encode(data.texts)
+        logits = cross_validated_logits(lambda rows: embeddings, sub_reasons, taxonomy, config, on_progress)
     calibration = calibrate(logits, data.categories, taxonomy, config)
-    embeddings = encoder.encode(data.texts)
     head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
     report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
@@ -175,6 +177,18 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         encoder, taxonomy, head, abstain_below, language_detector=default_detector(), config=model_config,
     )
     return classifier, training_summary
+
+
+def train_evaluate_save(data: LabelledSet, heldout: LabelledSet, heldout_name: str, taxonomy: Taxonomy,
+                        output: Path, config: TrainingConfig | None = None, name: str | None = None,
+                        on_progress: Progress | None = None) -> tuple[ReasonClassifier, dict]:
+    """Train on `data`, measure on `heldout` (never trained on), write the model folder with its metrics and card."""
+    name = name or output.name
+    classifier, summary = train(data, taxonomy, config, name=name, on_progress=on_progress)
+    metrics = {"heldout": evaluate(classifier, heldout, heldout_name)}
+    classifier.save(output, metrics=metrics,
+                    card=model_card(name, classifier.encoder.name, classifier.abstain_below, summary, metrics))
+    return classifier, metrics
 
 
 def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
