@@ -1,0 +1,336 @@
+"""Where the tagged answers come from: a tagged export file, or the classify service's store.
+
+A source knows its columns and puts its rows in front of DuckDB as one relation. Exports are
+read by DuckDB's own readers where it has one (CSV/TSV, JSONL, Parquet: parallel and streaming,
+so a million rows never sit in pandas); Excel workbooks go through the project's streaming
+reader, and the store is read through SQLAlchemy in chunks, because DuckDB's Excel, SQLite and
+PostgreSQL extensions would be downloaded at run time, which fails offline.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InputError
+from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
+
+STORE_TABLE = "classified_answers"
+"""The service's table of classified answers (service/store.py)."""
+
+SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+LOAD_CHUNK_ROWS = 50_000
+ROW = "_row"
+"""Column of 1-based row numbers (the export's data rows, or the store's ids) where a source has them."""
+
+
+def connect(timezone: str = "UTC", threads: int = 2, memory_limit: str = "1GB") -> Any:
+    """An in-memory DuckDB connection that never fetches an extension and reads times in `timezone`."""
+    import duckdb
+
+    con = duckdb.connect(config={
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "threads": threads,
+        "memory_limit": memory_limit,
+        "preserve_insertion_order": False,
+    })
+    con.execute(f"SET TimeZone = {quote_literal(timezone)}")
+    return con
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class TrendSource(ABC):
+    """Tagged answers to report on. `columns` are the names a user can pass as options."""
+
+    store = False
+    """True for the service's store, whose naive times are UTC and whose answers are in `text`."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    @property
+    @abstractmethod
+    def columns(self) -> list[str]: ...
+
+    @abstractmethod
+    def relation(self, con: Any, columns: list[str]) -> str:
+        """Make `columns` (and `_row` if the source numbers its rows) queryable in `con`; return the relation's name."""
+
+    def row_of(self, column: str, value: str) -> int | None:
+        """The row number of the first row whose `column` reads as `value`, for an error message."""
+        return None
+
+    def require(self, column: str, option: str) -> None:
+        if column not in self.columns:
+            raise InputError(
+                f"{self.description}: no column {column!r} (given by {option}); the columns are: "
+                f"{', '.join(map(repr, self.columns)) or '(none)'}"
+            )
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class DuckDBFileSource(TrendSource):
+    """A CSV/TSV, JSONL or Parquet export, read by DuckDB straight from the file."""
+
+    def __init__(self, path: Path, fmt: SurveyFormat) -> None:
+        super().__init__(str(path))
+        self.path, self.format = path, fmt
+        if not path.is_file():
+            raise InputError(f"{path}: no such file")
+        self._columns: list[str] | None = None
+        self._types: dict[str, str] = {}
+
+    def _reader_sql(self) -> str:
+        path = quote_literal(str(self.path))
+        if self.format in (SurveyFormat.CSV, SurveyFormat.TSV):
+            delimiter = "\t" if self.format is SurveyFormat.TSV else self._csv_delimiter()
+            return (f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
+                    "quote = '\"', escape = '\"')")
+        if self.format is SurveyFormat.JSONL:
+            return f"read_json({path}, format = 'newline_delimited', maximum_sample_files = 1, sample_size = 20480)"
+        return f"read_parquet({path}, file_row_number = true)"
+
+    def _csv_delimiter(self) -> str:
+        with open(self.path, encoding="utf-8-sig", errors="replace", newline="") as file:
+            return _sniff_delimiter(file.readline())
+
+    def _describe(self, con: Any) -> None:
+        if self._columns is None:
+            try:
+                described = con.execute(f"DESCRIBE SELECT * FROM {self._reader_sql()}").fetchall()
+            except Exception as error:
+                raise InputError(f"{self.path}: cannot read it as {self.format.value}: {_first_line(error)}") from None
+            self._types = {name: kind for name, kind, *_ in described if name != "file_row_number"}
+            self._columns = list(self._types)
+
+    @property
+    def columns(self) -> list[str]:
+        if self._columns is None:
+            con = connect()
+            try:
+                self._describe(con)
+            finally:
+                con.close()
+        assert self._columns is not None
+        return self._columns
+
+    def column_type(self, column: str) -> str:
+        self.columns  # noqa: B018 - describes the file once
+        return self._types.get(column, "VARCHAR")
+
+    def relation(self, con: Any, columns: list[str]) -> str:
+        self._describe(con)
+        selected = [_as_text(quote_identifier(c), self._types[c]) + f" AS {quote_identifier(c)}" for c in columns]
+        if self.format is SurveyFormat.PARQUET:
+            selected.append(f"file_row_number + 1 AS {ROW}")
+        else:
+            selected.append(f"CAST(NULL AS BIGINT) AS {ROW}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW source AS SELECT {', '.join(selected)} FROM {self._reader_sql()}")
+        return "source"
+
+    def row_of(self, column: str, value: str) -> int | None:
+        if self.format is SurveyFormat.PARQUET:
+            return None  # Parquet rows carry their number; see relation()
+        with open_reader(self.path, self.format, chunk_rows=8192) as reader:
+            for chunk in reader.chunks():
+                if column not in chunk.table.columns:
+                    continue
+                cells = chunk.table[column].map(lambda v: _cell_text(v))
+                hits = (cells == value).to_numpy().nonzero()[0]
+                if len(hits):
+                    return chunk.first_row + int(hits[0])
+        return None
+
+
+class ChunkedSource(TrendSource):
+    """A source loaded into DuckDB chunk by chunk from Python (Excel, the store), with its row numbers."""
+
+    def relation(self, con: Any, columns: list[str]) -> str:
+        created = False
+        for chunk in self._chunks(columns):
+            con.register("incoming", chunk)
+            if not created:
+                con.execute("CREATE OR REPLACE TEMP TABLE source AS SELECT * FROM incoming")
+                created = True
+            else:
+                con.execute("INSERT INTO source SELECT * FROM incoming")
+            con.unregister("incoming")
+        if not created:
+            empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns} | {ROW: pd.Series(dtype="int64")})
+            con.register("incoming", empty)
+            con.execute("CREATE OR REPLACE TEMP TABLE source AS SELECT * FROM incoming")
+            con.unregister("incoming")
+        return "source"
+
+    @abstractmethod
+    def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]: ...
+
+
+class ExcelSource(ChunkedSource):
+    def __init__(self, path: Path, sheet: str | None = None) -> None:
+        super().__init__(str(path))
+        self.path, self.sheet = path, sheet
+        with open_reader(path, SurveyFormat.EXCEL, 1, sheet=sheet) as reader:
+            self._columns = list(reader.columns)
+
+    @property
+    def columns(self) -> list[str]:
+        return self._columns
+
+    def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        with open_reader(self.path, SurveyFormat.EXCEL, LOAD_CHUNK_ROWS, sheet=self.sheet) as reader:
+            for chunk in reader.chunks():
+                frame = pd.DataFrame({c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns})
+                frame[ROW] = range(chunk.first_row, chunk.first_row + len(chunk.table))
+                yield frame
+
+
+class StoreSource(ChunkedSource):
+    """The classify service's `classified_answers` table, in SQLite (a file path) or PostgreSQL (a URL).
+
+    Segments may also be keys of the stored `metadata`, named `metadata.KEY`.
+    """
+
+    store = True
+
+    def __init__(self, store: str) -> None:
+        from sqlalchemy import create_engine, inspect
+
+        url = store_url(store)
+        super().__init__(_hide_password(store))
+        if url.startswith("sqlite:") and not Path(store).expanduser().is_file():
+            raise InputError(f"{store}: no such file")
+        try:
+            self.engine = create_engine(url)
+            inspector = inspect(self.engine)
+            if not inspector.has_table(STORE_TABLE):
+                raise InputError(f"{self.description}: no table {STORE_TABLE!r}; is this the classify service's store?")
+            self._columns = [c["name"] for c in inspector.get_columns(STORE_TABLE)]
+        except InputError:
+            raise
+        except Exception as error:
+            raise InputError(f"{self.description}: cannot open the store: {_first_line(error)}") from None
+
+    @property
+    def columns(self) -> list[str]:
+        return self._columns
+
+    def require(self, column: str, option: str) -> None:
+        if column.startswith("metadata.") and "metadata" in self._columns and len(column) > len("metadata."):
+            return
+        super().require(column, option)
+
+    def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        from sqlalchemy import column as sql_column
+        from sqlalchemy import select, table
+
+        plain = [c for c in columns if not c.startswith("metadata.")]
+        keys = [c.removeprefix("metadata.") for c in columns if c.startswith("metadata.")]
+        fetched = list(dict.fromkeys(["id", *plain, *(["metadata"] if keys else [])]))
+        query = select(*[sql_column(c) for c in fetched]).select_from(table(STORE_TABLE)).order_by(sql_column("id"))
+        with self.engine.connect() as connection:
+            result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
+            for rows in result.partitions():
+                raw = pd.DataFrame(rows, columns=fetched)
+                frame = pd.DataFrame(index=raw.index)
+                for c in plain:
+                    frame[c] = _store_column(raw[c])
+                for key in keys:
+                    frame[f"metadata.{key}"] = pd.array(
+                        [_cell_text(m.get(key)) if isinstance(m, dict) else None for m in raw["metadata"]], dtype="string")
+                frame[ROW] = raw["id"].astype("int64")
+                yield frame
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _store_column(values: pd.Series) -> pd.Series:
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, datetime):
+        return pd.to_datetime(values, utc=True)  # the service writes UTC; SQLite gives it back without a zone
+    if isinstance(sample, (int, float)) and not isinstance(sample, bool):
+        return pd.to_numeric(values).astype("float64")
+    return pd.array([_cell_text(v) for v in values], dtype="string")
+
+
+def store_url(store: str) -> str:
+    """A SQLAlchemy URL for the store: a URL as given (PostgreSQL through psycopg), anything else an SQLite file."""
+    from sqlalchemy.engine import make_url
+
+    if "://" in store:
+        url = make_url(store)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")
+        return url.render_as_string(hide_password=False)
+    return f"sqlite:///{Path(store).expanduser().resolve()}"
+
+
+def _hide_password(store: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", store)
+
+
+def open_source(source: str | Path | TrendSource, fmt: str | None = None, sheet: str | None = None) -> TrendSource:
+    """A tagged export (by extension or `fmt`), an SQLite store file, or a database URL."""
+    if isinstance(source, TrendSource):
+        return source
+    text = str(source)
+    if "://" in text:
+        return StoreSource(text)
+    path = Path(text).expanduser()
+    if fmt in (None, "sqlite") and (path.suffix.lower() in SQLITE_SUFFIXES or _is_sqlite(path)):
+        return StoreSource(str(path))
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    survey_format = detect_format(path, fmt)
+    if survey_format is SurveyFormat.EXCEL:
+        return ExcelSource(path, sheet)
+    return DuckDBFileSource(path, survey_format)
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
+def _as_text(sql: str, kind: str) -> str:
+    """Keep typed columns typed (dates, numbers); JSON values as their plain text."""
+    if kind == "JSON":
+        return f"({sql} ->> '$')"
+    return sql
+
+
+def _cell_text(value: Any) -> str | None:
+    """A cell as the text DuckDB would read for it: missing as None, dates in ISO form."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(value)
+    return str(value)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
