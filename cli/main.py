@@ -237,5 +237,9 @@ def serve(
     )
 
 
+from cli import discover as _discover  # noqa: E402  (discover and label live in their own module)
+
+_discover.register(app)
+
 if __name__ == "__main__":
     app()

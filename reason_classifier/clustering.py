@@ -54,6 +54,7 @@ class AnswerClusterer:
             member HDBSCAN put in a cluster but outside its radius is taken out (UMAP's graph
             links every answer to some neighbours, so isolated answers would otherwise be hidden
             in clusters). Larger = more assigned; `float("inf")` assigns every row.
+        cluster_selection: HDBSCAN's "eom" (default) or "leaf" (smaller, more even clusters; measured no better here).
         random_state: seed of the sample and of UMAP; the same input and seed give the same labels.
 
     Learned state: `labels_` (int per row, -1 = unassigned), `centroids_` (n_clusters × dim,
@@ -72,6 +73,7 @@ class AnswerClusterer:
         n_components: int = 5,
         n_neighbors: int = 15,
         assign_spread: float = 2.0,
+        cluster_selection: str = "eom",
         random_state: int = 0,
     ) -> None:
         self.min_cluster_size = min_cluster_size
@@ -80,6 +82,7 @@ class AnswerClusterer:
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.assign_spread = assign_spread
+        self.cluster_selection = cluster_selection
         self.random_state = random_state
 
     # -- the scikit-learn contract -------------------------------------------------------------
@@ -104,7 +107,7 @@ class AnswerClusterer:
         if m >= max(2 * self.min_cluster_size_, 3):
             reduced = self._reduce(X[sample])
             self.embedding_ = reduced
-            sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_)
+            sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_, self.cluster_selection)
         sample_labels = _renumber_by_size(sample_labels)
 
         self.n_clusters_ = int(sample_labels.max() + 1) if m else 0
@@ -201,6 +204,8 @@ class AnswerClusterer:
             raise ValueError(f"n_components must be a non-negative integer, got {self.n_components!r}")
         if not isinstance(self.n_neighbors, int) or self.n_neighbors < 2:
             raise ValueError(f"n_neighbors must be an integer of at least 2, got {self.n_neighbors!r}")
+        if self.cluster_selection not in ("eom", "leaf"):
+            raise ValueError(f"cluster_selection must be 'eom' or 'leaf', got {self.cluster_selection!r}")
         if not self.assign_spread >= 0:
             raise ValueError(f"assign_spread must be a non-negative number, got {self.assign_spread!r}")
 
@@ -270,11 +275,12 @@ def umap_layout(X: np.ndarray, indices: np.ndarray, distances: np.ndarray, n_com
         return np.asarray(reducer.fit_transform(X), dtype=np.float32)
 
 
-def _hdbscan(points: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
+def _hdbscan(points: np.ndarray, min_cluster_size: int, min_samples: int, selection: str) -> np.ndarray:
     from sklearn.cluster import HDBSCAN
 
     min_samples = min(min_samples, len(points) - 1)
-    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, copy=True).fit_predict(points)
+    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection,
+                   copy=True).fit_predict(points)
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
