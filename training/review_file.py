@@ -44,6 +44,7 @@ HEADER = """\
 #   name        a short name for the group; for sub_reason `new`, the new sub-reason's name
 #   category    product, pricing, support, market, other, or `drop` (leave these answers out)
 #   sub_reason  a sub-reason of that category (labels/taxonomy.yaml), `new`, or empty for the category alone
+#               (training needs a sub-reason on every row: `new` and empty ones are for adding to the taxonomy first)
 #   merge_into  another cluster's id: this cluster's answers get that cluster's decision
 #               (then leave category and sub_reason empty, or equal to the other cluster's)
 # Everything else (size, keywords, examples, proposed, ...) is information for you.
@@ -174,7 +175,7 @@ def resolve_decisions(review: ReviewFile, taxonomy: Taxonomy, known_clusters: se
                                  f"{_ranges(sorted(known_clusters))}")
     missing = sorted(known_clusters - set(entries))
     if missing:
-        problems.append(f"{path}: clusters {_ranges(missing)} are in {ASSIGNMENTS_FILE} but not in the review file; "
+        problems.append(f"{path}: cluster(s) {_ranges(missing)} are in {ASSIGNMENTS_FILE} but not in the review file; "
                         "to leave their answers out, keep them with category: drop")
 
     own: dict[int, tuple[str | None, str | None, str | None]] = {}
