@@ -74,12 +74,12 @@ def zero_shot(taxonomy: Taxonomy, encoder_name: str):
 
 
 def frozen_use_peer(train: LabelledSet, taxonomy: Taxonomy):
-    """The default recipe without fine-tuning the encoder: what the fine-tuning adds, measured."""
+    """A head over the frozen encoder alone (no fine-tuning, no n-grams): what the default recipe adds, measured."""
     from training.config import TrainingConfig
     from training.train import train as train_model
 
-    classifier, _ = train_model(train, taxonomy, TrainingConfig(fine_tune_epochs=0, use_taxonomy_examples=False))
-    return (lambda texts: [p.category for p in classifier.predict(texts)]), {"recipe": "default with fine_tune_epochs=0"}
+    classifier, _ = train_model(train, taxonomy, TrainingConfig(fine_tune_epochs=0, char_ngram_weight=0, use_taxonomy_examples=False))
+    return (lambda texts: [p.category for p in classifier.predict(texts)]), {"recipe": "default with fine_tune_epochs=0, char_ngram_weight=0"}
 
 
 def tfidf_logreg(train: LabelledSet):

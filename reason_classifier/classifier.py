@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from .answers import DEFAULT_MAX_CHARS, check_answer
+from .char_ngrams import CharNgrams
 from .encoders import Encoder, load_encoder
 from .heads import LinearHead
 from .language import LanguageDetector, default_detector
@@ -37,7 +39,7 @@ class Prediction:
 
 
 class ReasonClassifier:
-    """Encoder + one linear head over the taxonomy's sub-reasons; `load()` gives the shipped default.
+    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the shipped default.
 
     A category's probability is the sum of its sub-reasons' probabilities, so the sub-reason can
     never contradict the category. (Measured by cross-validation on the training corpus, this
@@ -53,17 +55,21 @@ class ReasonClassifier:
         max_chars: int = DEFAULT_MAX_CHARS,
         language_detector: LanguageDetector | None = None,
         config: ModelConfig | None = None,
+        char_ngrams: CharNgrams | None = None,
     ) -> None:
         self.encoder = encoder
+        self.char_ngrams = char_ngrams
         self.taxonomy = taxonomy
         self.head = head.reorder(taxonomy.sub_reason_names)
         self.abstain_below = abstain_below
         self.max_chars = max_chars
         self.language_detector = language_detector
         self.config = config or ModelConfig(name="unsaved", encoder=encoder.name, abstain_below=abstain_below)
-        if encoder.dimension != self.head.dimension:
+        n_grams = char_ngrams.n_features if char_ngrams else 0
+        if encoder.dimension + n_grams != self.head.dimension:
             raise ValueError(
-                f"encoder {encoder.name} gives {encoder.dimension}-dimensional embeddings; the head expects {self.head.dimension}"
+                f"encoder {encoder.name} gives {encoder.dimension}-dimensional embeddings and the character n-grams "
+                f"{n_grams} columns; the head expects {self.head.dimension} in all"
             )
         # For each category, the columns of its sub-reasons in the head's output.
         self._sub_reason_columns = {
@@ -91,11 +97,13 @@ class ReasonClassifier:
             max_chars=max_chars,
             language_detector=default_detector() if detect_language else None,
             config=files.config,
+            char_ngrams=CharNgrams.from_dict(files.config.char_ngrams) if files.config.char_ngrams else None,
         )
 
     def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:
         """Write a model folder that `load` reads back into an identical classifier."""
         self.config.abstain_below = self.abstain_below
+        self.config.char_ngrams = self.char_ngrams.to_dict() if self.char_ngrams else None
         encoder_folder = getattr(self.encoder, "folder", None)
         if encoder_folder is not None:
             self.config.encoder = ENCODER_FOLDER
@@ -120,6 +128,11 @@ class ReasonClassifier:
         position = {text: i for i, text in enumerate(unique)}
         vectors = self.encoder.encode(unique)
         return vectors[[position[t] for t in texts]]
+
+    def features(self, texts: Sequence[str]) -> np.ndarray | sp.csr_matrix:
+        """What the head reads: the embeddings, followed by the hashed character n-grams if the model uses them."""
+        embeddings = self.embed(texts)
+        return self.char_ngrams.beside(embeddings, texts) if self.char_ngrams else embeddings
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 5) category probabilities, columns in `classes_` order. Every text must be classifiable."""
@@ -149,7 +162,7 @@ class ReasonClassifier:
 
     def _probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(categories, sub-reasons) probabilities, the first summed from the second."""
-        sub_reasons = self.head.predict_proba(self.embed(texts))
+        sub_reasons = self.head.predict_proba(self.features(texts))
         return sub_reasons @ self._category_matrix, sub_reasons
 
     def _languages(self, texts: Sequence[str]) -> list[str | None]:

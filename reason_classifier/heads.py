@@ -1,4 +1,4 @@
-"""A linear softmax layer over sentence embeddings, evaluated in numpy.
+"""A linear softmax layer over sentence embeddings (and any features beside them), evaluated in numpy.
 
 Training happens elsewhere (scikit-learn, in `training/`); serving needs only the learned
 weights, so the service imports no training library and a prediction is one matrix product.
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,12 @@ class LinearHead:
     def dimension(self) -> int:
         return int(self.coef.shape[1])
 
-    def logits(self, embeddings: np.ndarray) -> np.ndarray:
-        """Uncalibrated scores (temperature 1), for fitting the temperature."""
-        return embeddings @ self.coef.T + self.intercept
+    def logits(self, features: np.ndarray | sp.spmatrix) -> np.ndarray:
+        """Uncalibrated scores (temperature 1), for fitting the temperature. `features` may be dense or scipy-sparse."""
+        return np.asarray(features @ self.coef.T) + self.intercept
 
-    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        return softmax(self.logits(embeddings) / self.temperature)
+    def predict_proba(self, features: np.ndarray | sp.spmatrix) -> np.ndarray:
+        return softmax(self.logits(features) / self.temperature)
 
     def with_temperature(self, temperature: float) -> LinearHead:
         return LinearHead(self.classes, self.coef, self.intercept, temperature)

@@ -1,7 +1,7 @@
 """The on-disk format of a trained model: one folder a person can copy, read and check.
 
     config.json     format version, encoder, abstention threshold, checksums, training summary
-    head.npz        the linear head over the sub-reasons
+    head.npz        the linear head over the sub-reasons (embedding, then hashed character n-grams if any)
     taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
     metrics.json    held-out quality, with the data it was measured on
     README.md       the model card
@@ -29,7 +29,9 @@ from .errors import ModelFolderError, TaxonomyError
 from .heads import LinearHead
 from .taxonomy import Taxonomy
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+"""Version 2 added `char_ngrams` (None in version 1 folders, which still read the same)."""
 CONFIG_FILE = "config.json"
 HEAD_FILE = "head.npz"
 TAXONOMY_FILE = "taxonomy.yaml"
@@ -50,6 +52,7 @@ class ModelConfig:
     name: str
     encoder: str
     abstain_below: float
+    char_ngrams: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     checksums: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +82,7 @@ def write_model_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     staging.chmod(0o755)
     try:
-        np.savez(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
+        np.savez_compressed(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
         (staging / TAXONOMY_FILE).write_text(taxonomy_yaml, encoding="utf-8")
         for name, source in (extra_files or {}).items():
             copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
@@ -148,10 +151,10 @@ def _read_config(path: Path) -> ModelConfig:
     if not isinstance(raw, dict):
         raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} must hold a JSON object")
     version = raw.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMAT_VERSIONS:
         raise ModelFolderError(
             f"model folder {path} has format version {version!r}; this version of reason-classifier reads "
-            f"version {FORMAT_VERSION}. Retrain the model with this version, or use the version that made it."
+            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}. Retrain the model with this version, or use the version that made it."
         )
     try:
         return ModelConfig(**raw)

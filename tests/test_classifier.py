@@ -114,7 +114,7 @@ def test_other_format_version_is_refused(model_copy):
     config = json.loads((model_copy / "config.json").read_text())
     config["format_version"] = 99
     (model_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFolderError, match="format version 99; this version of reason-classifier reads version 1"):
+    with pytest.raises(ModelFolderError, match="format version 99; this version of reason-classifier reads versions 1, 2"):
         ReasonClassifier.load(model_copy)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -51,6 +52,24 @@ def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(
     assert [p.category for p in loaded.predict(texts)] == [p.category for p in classifier.predict(texts)]
     assert loaded.config.training["data_fingerprint"] == data.fingerprint()
     assert loaded.config.training["encoder_fine_tuned"] and (tmp_path / "model" / "encoder" / "use_dense.npz").is_file()
+    assert loaded.char_ngrams == classifier.char_ngrams and loaded.head.dimension == 512 + loaded.char_ngrams.n_features
+
+
+def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_still_load(tmp_path):
+    taxonomy = Taxonomy.load()
+    write_labelled(tmp_path / "tiny.csv", TINY)
+    data = read_labelled(tmp_path / "tiny.csv", taxonomy)
+    config = TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0, char_ngram_weight=0)
+    classifier, _ = train(data, taxonomy, config, name="plain")
+    assert classifier.char_ngrams is None and classifier.head.dimension == 512
+    classifier.save(tmp_path / "model")
+    settings = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert settings["char_ngrams"] is None
+    del settings["char_ngrams"]
+    settings["format_version"] = 1  # as written before n-grams existed
+    (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
+    texts = ["too pricey", "it keeps crashing"]
+    np.testing.assert_allclose(ReasonClassifier.load(tmp_path / "model").predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6)
 
 
 def test_training_is_reproducible(tmp_path):

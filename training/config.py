@@ -20,6 +20,8 @@ class TrainingConfig:
     folds (int, 5): cross-validation folds whose out-of-fold scores fit the temperature and `abstain_below`.
     calibrate (bool, True): fit a temperature so that confidence matches accuracy (temperature scaling).
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
+    char_ngram_weight (float, 3.0): weight of hashed character n-grams read by the head beside the embedding
+        (see `reason_classifier.char_ngrams`); 0 leaves them out.
     fine_tune_epochs (int, 2): epochs of fine-tuning the multilingual encoder's dense and convolution layers
         before the head is fitted; 0 keeps it frozen. Other encoders are always used frozen.
     fine_tune_learning_rate (float, 1e-4): AdamW learning rate of that fine-tuning.
@@ -34,6 +36,7 @@ class TrainingConfig:
     folds: int = 5
     calibrate: bool = True
     use_taxonomy_examples: bool = True
+    char_ngram_weight: float = 3.0
     fine_tune_epochs: int = 2
     fine_tune_learning_rate: float = 1e-4
     batch_size: int = 32
@@ -49,6 +52,8 @@ class TrainingConfig:
                 f"fine_tune_epochs must be >= 0, batch_size >= 1 and fine_tune_learning_rate > 0; got "
                 f"{self.fine_tune_epochs!r}, {self.batch_size!r}, {self.fine_tune_learning_rate!r}"
             )
+        if self.char_ngram_weight < 0:
+            raise ValueError(f"char_ngram_weight must be >= 0 (0 = no character n-grams), got {self.char_ngram_weight!r}")
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds!r}")
 

@@ -1,4 +1,4 @@
-"""Training a reason classifier: frozen encoder, a logistic head over sub-reasons, abstention chosen by cross-validation."""
+"""Training a reason classifier: fine-tuned encoder, a logistic head over sub-reasons, abstention chosen by cross-validation."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold
 
+from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
 from reason_classifier.errors import InputError
@@ -36,7 +38,7 @@ Progress = Callable[[str, int, int, "float | None"], None]
 """on_progress(stage, step, total_steps, validation_loss_or_None), called as training advances."""
 
 
-def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
+def fit_head(embeddings: np.ndarray | sp.spmatrix, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
     """A logistic head over `classes`; a class with no training row gets weights that never win."""
     present = sorted(set(labels))
     coef = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float32)
@@ -62,7 +64,7 @@ def fit_head(embeddings: np.ndarray, labels: Sequence[str], classes: Sequence[st
 
 
 EmbedAfterFitting = Callable[[np.ndarray], np.ndarray]
-"""embed(train_rows) -> embeddings of every row, from an encoder that has seen (been fine-tuned on) only `train_rows`."""
+"""embed(train_rows) -> the head's input for every row (embeddings, then any n-grams), from an encoder that has seen (been fine-tuned on) only `train_rows`."""
 
 
 def cross_validated_logits(embed: EmbedAfterFitting, sub_reasons: Sequence[str], taxonomy: Taxonomy,
@@ -133,6 +135,11 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
+    char_ngrams = CharNgrams(weight=config.char_ngram_weight) if config.char_ngram_weight > 0 else None
+
+    def features(embeddings: np.ndarray) -> np.ndarray:
+        return char_ngrams.beside(embeddings, data.texts) if char_ngrams else embeddings
+
     fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
     report = on_progress or (lambda *_: None)
     if fine_tuning:
@@ -146,7 +153,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             )
 
         def embed(rows: np.ndarray) -> np.ndarray:
-            return embed_with(tuned(rows, "cross-validation fold"), data.texts)
+            return features(embed_with(tuned(rows, "cross-validation fold"), data.texts))
 
         logits = cross_validated_logits(embed, sub_reasons, taxonomy, config, on_progress)
         encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
@@ -155,9 +162,10 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         encoder = load_encoder(config.encoder, threads=threads)
         report(f"encoding {len(data)} answers", 0, 1, None)
         embeddings = encoder.encode(data.texts)
-        logits = cross_validated_logits(lambda rows: embeddings, sub_reasons, taxonomy, config, on_progress)
+        fold_features = features(embeddings)
+        logits = cross_validated_logits(lambda rows: fold_features, sub_reasons, taxonomy, config, on_progress)
     calibration = calibrate(logits, data.categories, taxonomy, config)
-    head = fit_head(embeddings, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    head = fit_head(features(embeddings), sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
     report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
@@ -175,6 +183,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     model_config = ModelConfig(name=name, encoder=config.encoder, abstain_below=abstain_below, training=training_summary)
     classifier = ReasonClassifier(
         encoder, taxonomy, head, abstain_below, language_detector=default_detector(), config=model_config,
+        char_ngrams=char_ngrams,
     )
     return classifier, training_summary
 
