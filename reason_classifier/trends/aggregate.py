@@ -54,6 +54,8 @@ class TrendReport:
 
     document: TrendsDocument
     latest_answers: list[str]
+    latest_answers_total: int = 0
+    """How many answers with text the last period has (the sample holds at most `latest_sample` of them)."""
 
     @property
     def rows(self) -> pd.DataFrame:
@@ -96,14 +98,14 @@ def compute_trends(
         latest = document.periods[-1] if document.periods else None
         if latest is not None and columns.text and options.examples:
             document.examples = _examples(con, relation, expressions, document, latest.start, options, src)
-        sample = (_latest_sample(con, relation, expressions, latest.start, latest_sample, seed)
-                  if latest is not None and columns.text and latest_sample else [])
+        sample, total = (_latest_sample(con, relation, expressions, latest.start, latest_sample, seed)
+                         if latest is not None and columns.text and latest_sample else ([], 0))
     finally:
         con.close()
         closer = getattr(src, "close", None)
         if closer is not None and not isinstance(source, TrendSource):
             closer()
-    return TrendReport(document, sample)
+    return TrendReport(document, sample, total)
 
 
 def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
@@ -488,12 +490,12 @@ def _examples(con: Any, relation: str, e: _Expressions, document: TrendsDocument
                            answers=by_reason.get(r.sub_reason or "", [])) for r in rising]
 
 
-def _latest_sample(con: Any, relation: str, e: _Expressions, last: date, limit: int, seed: int) -> list[str]:
-    """Up to `limit` answers of the last period, the same ones for the same data and seed."""
+def _latest_sample(con: Any, relation: str, e: _Expressions, last: date, limit: int, seed: int) -> tuple[list[str], int]:
+    """Up to `limit` answers of the last period (the same ones for the same data and seed), and how many there are."""
     rows = con.execute(f"""
-        SELECT text FROM (SELECT {e.text} AS text FROM {relation}
+        SELECT text, count(*) OVER () FROM (SELECT {e.text} AS text FROM {relation}
                           WHERE {e.in_range()} AND {e.period} = DATE '{last.isoformat()}' AND NOT {e.is_error}
                                 AND nullif({e.text}, '') IS NOT NULL)
         ORDER BY hash(text, {int(seed)}), text LIMIT {int(limit)}
     """).fetchall()
-    return [r[0] for r in rows]
+    return [r[0] for r in rows], (rows[0][1] if rows else 0)
