@@ -241,5 +241,10 @@ from cli import discover as _discover  # noqa: E402  (discover and label live in
 
 _discover.register(app)
 
+from cli.trends import trends  # noqa: E402 - its own module; registered here
+
+app.command()(trends)
+
+
 if __name__ == "__main__":
     app()
