@@ -121,18 +121,13 @@ class ReasonClassifier:
         return f"{self.config.name}@{self.config.checksums.get('head.npz', 'unsaved')[:12]}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of `texts`, encoding each distinct text once (exports repeat answers a lot)."""
-        unique = list(dict.fromkeys(texts))
-        if len(unique) == len(texts):
-            return self.encoder.encode(texts)
-        position = {text: i for i, text in enumerate(unique)}
-        vectors = self.encoder.encode(unique)
-        return vectors[[position[t] for t in texts]]
+        """(n, dimension) embeddings of `texts`."""
+        return self.encoder.encode(texts)
 
-    def features(self, texts: Sequence[str]) -> np.ndarray | sp.csr_matrix:
-        """What the head reads: the embeddings, followed by the hashed character n-grams if the model uses them."""
+    def features(self, texts: Sequence[str]) -> tuple[np.ndarray | sp.csr_matrix, ...]:
+        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses them."""
         embeddings = self.embed(texts)
-        return self.char_ngrams.beside(embeddings, texts) if self.char_ngrams else embeddings
+        return (embeddings, self.char_ngrams.transform(texts)) if self.char_ngrams else (embeddings,)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 5) category probabilities, columns in `classes_` order. Every text must be classifiable."""
@@ -162,7 +157,11 @@ class ReasonClassifier:
 
     def _probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(categories, sub-reasons) probabilities, the first summed from the second."""
-        sub_reasons = self.head.predict_proba(self.features(texts))
+        unique = list(dict.fromkeys(texts))  # exports repeat answers a lot: each distinct text is read once
+        sub_reasons = self.head.predict_proba(*self.features(unique))
+        if len(unique) != len(texts):
+            row_of = {text: row for row, text in enumerate(unique)}
+            sub_reasons = sub_reasons[[row_of[text] for text in texts]]
         return sub_reasons @ self._category_matrix, sub_reasons
 
     def _languages(self, texts: Sequence[str]) -> list[str | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,12 +35,29 @@ class LinearHead:
     def dimension(self) -> int:
         return int(self.coef.shape[1])
 
-    def logits(self, features: np.ndarray | sp.spmatrix) -> np.ndarray:
-        """Uncalibrated scores (temperature 1), for fitting the temperature. `features` may be dense or scipy-sparse."""
-        return np.asarray(features @ self.coef.T) + self.intercept
+    def logits(self, *blocks: np.ndarray | sp.spmatrix) -> np.ndarray:
+        """Uncalibrated scores (temperature 1), for fitting the temperature.
 
-    def predict_proba(self, features: np.ndarray | sp.spmatrix) -> np.ndarray:
-        return softmax(self.logits(features) / self.temperature)
+        The input may come as column blocks side by side (dense embeddings, sparse n-grams), which
+        is faster than joining them into one matrix first.
+        """
+        if sum(block.shape[1] for block in blocks) != self.dimension:
+            raise ValueError(f"the head reads {self.dimension} columns; got blocks of {[b.shape[1] for b in blocks]}")
+        scores = np.zeros((blocks[0].shape[0], len(self.classes)), dtype=np.float32) + self.intercept
+        start = 0
+        for block in blocks:
+            width = block.shape[1]
+            scores += np.asarray(block @ self._coef_by_column[start:start + width])
+            start += width
+        return scores
+
+    def predict_proba(self, *blocks: np.ndarray | sp.spmatrix) -> np.ndarray:
+        return softmax(self.logits(*blocks) / self.temperature)
+
+    @cached_property
+    def _coef_by_column(self) -> np.ndarray:
+        """coef transposed and contiguous: a sparse block times it does not copy the weights on every call."""
+        return np.ascontiguousarray(self.coef.T)
 
     def with_temperature(self, temperature: float) -> LinearHead:
         return LinearHead(self.classes, self.coef, self.intercept, temperature)
