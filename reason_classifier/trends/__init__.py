@@ -5,16 +5,29 @@
     write_trends(report, "trends/")          # trends.csv, trends.json, report.html
 
 The same `compute_trends` serves the CLI (`reason-classifier trends`) and the service
-(`GET /v1/trends`), so both give the same numbers.
+(`GET /v1/trends`), so both give the same numbers. Names are imported on first use, so the
+service can import the document models without pandas or DuckDB.
 """
 
-from .aggregate import TrendReport, compute_trends, resolve_columns, rising_reasons
-from .models import TrendRow, TrendsDocument
-from .options import Segment, TrendOptions
-from .periods import Period
-from .sources import TrendSource, open_source
+from __future__ import annotations
 
-__all__ = [
-    "Period", "Segment", "TrendOptions", "TrendReport", "TrendRow", "TrendSource", "TrendsDocument",
-    "compute_trends", "open_source", "resolve_columns", "rising_reasons",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TrendReport": "aggregate", "compute_trends": "aggregate", "resolve_columns": "aggregate", "rising_reasons": "aggregate",
+    "TrendRow": "models", "TrendsDocument": "models",
+    "Segment": "options", "TrendOptions": "options",
+    "Period": "periods",
+    "TrendSource": "sources", "open_source": "sources",
+    "write_trends": "report",
+    "find_emerging_reasons": "emerging",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

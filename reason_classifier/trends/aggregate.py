@@ -122,19 +122,19 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
                          f"the columns are: {listing}")
     date_column = options.date_column or (STORE_DEFAULTS["date"] if src.store else guess(DATE_COLUMNS))
     if date_column is None:
-        raise InputError(f"{src}: which column holds the cancellation date? Pass --date-column; the columns are: {listing}")
-    src.require(date_column, "--date-column")
+        raise InputError(f"{src}: which column holds the cancellation date? Name it (--date-column); the columns are: {listing}")
+    src.require(date_column, "the date")
     if options.weight == AUTO:
         weight = STORE_DEFAULTS["weight"] if src.store else by_lower.get("mrr")
     else:
         weight = options.weight
         if weight:
-            src.require(weight, "--weight")
+            src.require(weight, "the weight")
     text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(TEXT_COLUMNS))
     if options.text_column:
-        src.require(text, "--text-column")
+        src.require(text, "the answer text")
     for segment in options.by:
-        src.require(segment.column, "--by")
+        src.require(segment.column, "a segment")
     return Columns(
         date=date_column, category="category",
         sub_reason="sub_reason" if "sub_reason" in available else None,

@@ -74,10 +74,10 @@ class TrendSource(ABC):
         """The row number of the first row whose `column` reads as `value`, for an error message."""
         return None
 
-    def require(self, column: str, option: str) -> None:
+    def require(self, column: str, purpose: str) -> None:
         if column not in self.columns:
             raise InputError(
-                f"{self.description}: no column {column!r} (given by {option}); the columns are: "
+                f"{self.description}: no column {column!r} for {purpose}; the columns are: "
                 f"{', '.join(map(repr, self.columns)) or '(none)'}"
             )
 
@@ -231,10 +231,10 @@ class StoreSource(ChunkedSource):
     def columns(self) -> list[str]:
         return self._columns
 
-    def require(self, column: str, option: str) -> None:
+    def require(self, column: str, purpose: str) -> None:
         if column.startswith("metadata.") and "metadata" in self._columns and len(column) > len("metadata."):
             return
-        super().require(column, option)
+        super().require(column, purpose)
 
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         from sqlalchemy import column as sql_column

@@ -1,0 +1,57 @@
+"""`GET /v1/trends`: the reason trends of the stored answers, the same numbers as `reason-classifier trends`.
+
+A thin layer over `reason_classifier.trends.compute_trends` on the service's store. Answer texts
+are never returned (no examples, no emerging reasons): dashboards get numbers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from reason_classifier.errors import ReasonClassifierError
+
+from .errors import ApiError
+
+if TYPE_CHECKING:
+    from .app import ServiceState
+
+
+def trends_router(state: ServiceState) -> APIRouter:
+    from reason_classifier.trends.models import TrendsDocument
+
+    router = APIRouter(tags=["trends"])
+
+    @router.get("/trends", response_model=TrendsDocument,
+                responses={404: {"description": "The service has no store configured, or nothing was stored yet."}})
+    async def trends(
+        period: Literal["week", "month", "quarter"] = "month",
+        by: list[str] = Query(default=[], description="Segment column, repeatable: by=plan&by=language; `metadata.KEY` for a key of the stored metadata; `COLUMN:3,12,24` for bands of a number."),
+        weight: str | None = Query(default="mrr", description="Column summed as revenue lost; empty for counts only."),
+        since: date | None = Query(default=None, description="First day reported (inclusive)."),
+        until: date | None = Query(default=None, description="Last day reported (inclusive)."),
+        timezone: str = Query(default="UTC", description="IANA time zone the periods are cut in."),
+    ) -> Any:
+        """Answers, shares, revenue lost and changes per period, reason and segment, from the stored answers."""
+        from reason_classifier.trends import TrendOptions, compute_trends
+        from reason_classifier.trends.sources import store_url
+
+        from .routes import _json
+
+        if not state.settings.store:
+            raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
+        try:
+            options = TrendOptions(period=period, by=tuple(by), weight=weight or None, since=since, until=until,
+                                   timezone=timezone, examples=0)
+            report = await asyncio.to_thread(compute_trends, store_url(state.settings.store), options)
+        except ReasonClassifierError as error:
+            message = str(error)
+            if "no such file" in message:
+                raise ApiError(404, "no_store", "nothing has been stored yet") from None
+            raise ApiError(422, "invalid_request", message) from None
+        return _json(report.document.model_dump(mode="json"))
+
+    return router
