@@ -20,6 +20,7 @@ from .models import (
 )
 from .predictor import PredictTimeout
 from .store import now
+from .trends import trends_router
 
 if TYPE_CHECKING:
     from .app import ServiceState
@@ -112,6 +113,7 @@ def build_router(state: ServiceState) -> APIRouter:
         """Prometheus metrics: requests, latency, predictions per category, model errors, lost store rows."""
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
+    v1.include_router(trends_router(state))
     router.include_router(v1)
     return router
 
