@@ -24,7 +24,7 @@ log = logging.getLogger("service.access")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 KNOWN_ROUTES = frozenset(
-    {"/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"}
+    {"/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/v1/trends", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"}
 )
 
 
