@@ -177,7 +177,7 @@ class _Expressions:
                 self.segments.append((_banded(number, segment), raw, number))
             else:
                 self.segments.append((f"coalesce(nullif(trim({raw}), ''), '{NO_VALUE}')", raw, None))
-        self.text = f"trim({_text(q(columns.text), kinds[columns.text])})" if columns.text else None
+        self.text = f"trim({_text(q(columns.text), kinds[columns.text])})" if columns.text in kinds else None
         self.confidence = (f"TRY_CAST({q('confidence')} AS DOUBLE)" if "confidence" in kinds else "NULL")
 
     def in_range(self) -> str:

@@ -9,6 +9,7 @@ PostgreSQL extensions would be downloaded at run time, which fails offline.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -214,8 +215,12 @@ class StoreSource(ChunkedSource):
 
         url = store_url(store)
         super().__init__(_hide_password(store))
-        if url.startswith("sqlite:") and not Path(store).expanduser().is_file():
-            raise InputError(f"{store}: no such file")
+        if url.startswith("sqlite:"):
+            from sqlalchemy.engine import make_url
+
+            database = make_url(url).database or ""
+            if not Path(database).is_file():
+                raise InputError(f"{database}: no such file")
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
@@ -252,8 +257,9 @@ class StoreSource(ChunkedSource):
                 for c in plain:
                     frame[c] = _store_column(raw[c])
                 for key in keys:
+                    metadata = [json.loads(m) if isinstance(m, str) else m for m in raw["metadata"]]
                     frame[f"metadata.{key}"] = pd.array(
-                        [_cell_text(m.get(key)) if isinstance(m, dict) else None for m in raw["metadata"]], dtype="string")
+                        [_cell_text(m.get(key)) if isinstance(m, dict) else None for m in metadata], dtype="string")
                 frame[ROW] = raw["id"].astype("int64")
                 yield frame
 
