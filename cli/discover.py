@@ -22,7 +22,7 @@ def discover(
     input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
     output_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")],
     text_column: Annotated[Optional[str], typer.Option("--text-column", "-c", help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="Encoder name or folder (default: use-multilingual-v3).")] = None,
+    encoder: Annotated[Optional[str], typer.Option(help="default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, all-MiniLM-L6-v2, or a folder.")] = None,
     min_cluster_size: Annotated[Optional[int], typer.Option(min=2, help="Smallest group called a cluster (default: automatic, about sqrt(answers)/2).")] = None,
     max_sample: Annotated[int, typer.Option(min=10, help="Cluster at most this many answers; the rest are assigned to the clusters found.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample and of UMAP: same input and seed, same clusters.")] = 0,
