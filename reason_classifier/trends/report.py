@@ -75,13 +75,12 @@ def render_html(document: TrendsDocument) -> str:
                                                if has_weight else "Answers by reason per period (no weight column)"))
     figures.append(("revenue", lost))
 
-    if document.periods:
+    if document.periods and has_weight:
         last = document.periods[-1].start
         latest = [r for r in categories if r.period_start == last]
         mix = go.Figure()
         mix.add_trace(go.Bar(x=[r.category for r in latest], y=[r.share_pct for r in latest], name="share of customers", marker_color="#4C78A8"))
-        if has_weight:
-            mix.add_trace(go.Bar(x=[r.category for r in latest], y=[r.revenue_share_pct for r in latest], name="share of revenue lost", marker_color="#E45756"))
+        mix.add_trace(go.Bar(x=[r.category for r in latest], y=[r.revenue_share_pct for r in latest], name="share of revenue lost", marker_color="#E45756"))
         mix.update_layout(barmode="group", title=f"Customers against revenue, {document.periods[-1].period} (%)", yaxis={"ticksuffix": "%"})
         figures.append(("mix", mix))
 
