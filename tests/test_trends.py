@@ -220,6 +220,15 @@ def test_bad_dates_and_weights_name_the_row_and_the_value(tmp_path):
         compute_trends(path)
 
 
+def test_bad_values_are_located_in_jsonl_and_excel_exports_too(tmp_path):
+    table = pd.DataFrame([row("2026-06-01"), row("2026-06-02"), row("June 3rd")])[["cancelled_at", "mrr", *TAG_COLUMNS]]
+    table.to_json(tmp_path / "e.jsonl", orient="records", lines=True)
+    table.to_excel(tmp_path / "e.xlsx", index=False)
+    for name in ("e.jsonl", "e.xlsx"):
+        with pytest.raises(InputError, match=r"row 3: cancelled_at 'June 3rd' is not a date"):
+            compute_trends(tmp_path / name)
+
+
 def test_date_format_empty_dates_and_bad_options(tmp_path):
     path = write_export(tmp_path / "e.csv", [row("24-02-2015 11:15"), row("01-03-2015 09:00"), row("")])
     document = compute_trends(path, TrendOptions(date_format="%d-%m-%Y %H:%M")).document

@@ -343,9 +343,11 @@ def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | Non
     """Every period × segment value × reason, zeros where there were no answers; shares and changes."""
     period: Period = options.period
     starts = period.starts_between(first, last) if first and last else []
+    known = _taxonomy_order()
     pairs = sorted(
         set(map(tuple, aggregated[["category", "sub_reason"]].drop_duplicates().itertuples(index=False, name=None))),
-        key=lambda p: (CATEGORIES.index(p[0]) if p[0] in CATEGORIES else 99, p[1] == UNCLASSIFIED, p[1]),
+        key=lambda p: (CATEGORIES.index(p[0]) if p[0] in CATEGORIES else 99, p[1] == UNCLASSIFIED,
+                       known.get(p[1], len(known)), p[1]),
     )
     segment_values = [(ALL, ALL)]
     for segment in options.by:
@@ -403,6 +405,17 @@ def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | Non
 
 def _first_lines(error: BaseException, lines: int = 2) -> str:
     return " ".join(str(error).strip().splitlines()[:lines]) or type(error).__name__
+
+
+def _taxonomy_order() -> dict[str, int]:
+    """Sub-reasons in the order of the project's taxonomy, so reports list them as the taxonomy does;
+    sub-reasons it does not know (an edited taxonomy) follow in alphabetical order."""
+    try:
+        from ..taxonomy import Taxonomy
+
+        return {name: i for i, name in enumerate(Taxonomy.load().sub_reason_names)}
+    except Exception:  # no taxonomy file where the package is installed: alphabetical order only
+        return {}
 
 
 def _round(value: Any, digits: int) -> float | None:
