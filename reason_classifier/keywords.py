@@ -44,7 +44,8 @@ _ENGLISH = set(
     them themselves then there there's these they they're this those through to too under until up us very was wasn't
     we we're we've were weren't what when where which while who whom why will with won't would wouldn't you you're
     you've your yours yourself yourselves im ive dont didnt doesnt cant wont isnt wasnt thats theres youre etc really
-    also got get gets even still one lot lots much many thing things bit""".split()
+    also got get gets even still one lot lots much many thing things bit see went ever since yet back way well
+    anyway actually maybe though""".split()
 )
 _KEEP = {"cher", "chère", "chers", "chères", "problème", "problèmes", "problema", "problemas", "problem", "problemy",
          "teuer", "caro", "cara", "drogo", "drogi", "drogie", "preis", "precio", "prix", "cena", "soporte", "support",
