@@ -294,10 +294,12 @@ def test_sqlite_store_as_source_gives_the_numbers_of_the_same_export(tmp_path):
     store.add(_store_rows(data))
     store.flush()
     store.close()
-    from_store = compute_trends(tmp_path / "answers.db", TrendOptions(by=("plan", "metadata.contract"))).document
+    # Not UTC: the store's times are UTC and must be converted like the export's, not read as local times.
+    zone = "America/New_York"
+    from_store = compute_trends(tmp_path / "answers.db", TrendOptions(by=("plan", "metadata.contract"), timezone=zone)).document
     assert from_store.columns.date == "created_at" and from_store.columns.weight == "mrr"
     export = write_export(tmp_path / "e.csv", data, ["cancelled_at", "plan", "contract", "mrr", "answer", *TAG_COLUMNS])
-    from_export = compute_trends(export, TrendOptions(by=("plan", "contract"))).document
+    from_export = compute_trends(export, TrendOptions(by=("plan", "contract"), timezone=zone)).document
     strip = lambda rows: [r.model_dump(exclude={"segment"}) for r in rows]  # noqa: E731
     assert strip(from_store.rows) == strip(from_export.rows)
     assert {r.segment for r in from_store.rows} == {"all", "plan", "metadata.contract"}

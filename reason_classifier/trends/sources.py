@@ -242,13 +242,15 @@ class StoreSource(ChunkedSource):
         super().require(column, purpose)
 
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import column as sql_column
-        from sqlalchemy import select, table
+        from sqlalchemy import MetaData, Table, select
 
+        # Reflected, so that columns come back typed: SQLite keeps times as text, which would
+        # otherwise be read as local times of the report's zone instead of the UTC they are.
+        stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
         plain = [c for c in columns if not c.startswith("metadata.")]
         keys = [c.removeprefix("metadata.") for c in columns if c.startswith("metadata.")]
         fetched = list(dict.fromkeys(["id", *plain, *(["metadata"] if keys else [])]))
-        query = select(*[sql_column(c) for c in fetched]).select_from(table(STORE_TABLE)).order_by(sql_column("id"))
+        query = select(*[stored.c[c] for c in fetched]).order_by(stored.c["id"])
         with self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():

@@ -1,0 +1,24 @@
+"""Trends from the service's store in PostgreSQL (a throwaway cluster; skips where PostgreSQL is not installed)."""
+
+from __future__ import annotations
+
+from reason_classifier.trends import TrendOptions, compute_trends
+from tests.test_service_postgres import postgres_url  # noqa: F401 - the fixture
+from tests.test_trends import _store_rows, generated
+
+
+def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_url, tmp_path):  # noqa: F811
+    from service.store import AnswerStore
+
+    data = generated(120, seed=5)
+    for target in (postgres_url, str(tmp_path / "answers.db")):
+        store = AnswerStore(target)
+        store.add(_store_rows(data))
+        store.flush()
+        store.close()
+    options = TrendOptions(by=("plan", "metadata.contract"), period="week", timezone="America/New_York")
+    from_postgres = compute_trends(postgres_url, options).document
+    from_sqlite = compute_trends(tmp_path / "answers.db", options).document
+    assert from_postgres.rows == from_sqlite.rows and from_postgres.summary.rows_reported == 120
+    assert compute_trends(postgres_url.replace("postgres@", "postgres:secret@"), options).document.source == (
+        postgres_url.replace("postgres@", "postgres:***@"))  # no password in reports
