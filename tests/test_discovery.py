@@ -261,3 +261,26 @@ def test_report_renders_in_chromium(discovered, tmp_path):
     assert page.counts["map"] >= 1 and page.counts["points"] > 100
     assert page.counts["clusters"] == len(result.review.clusters)
     assert page.console_errors == [] and page.page_errors == [] and page.network_requests == []
+
+
+def test_jsonl_export_with_bad_lines_and_an_export_with_no_answers(tmp_path):
+    source = read_csv(Path(__file__).resolve().parent.parent / "examples" / "exit_survey.csv")
+    lines = [json.dumps({"id": i, "answer": r["answer"]}, ensure_ascii=False) for i, r in enumerate(source)]
+    lines[3] = "{not json"
+    lines[4] = json.dumps({"id": 4})  # no answer key
+    lines[5] = json.dumps({"id": 5, "answer": 42})
+    export = tmp_path / "answers.jsonl"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = discover(export, "answer", tmp_path / "out", DiscoveryOptions(map_points=100))
+    rows = read_csv(tmp_path / "out" / "assignments.csv")
+    assert len(rows) == len(source) and [r["id"] for r in rows[6:]] == [str(i) for i in range(6, len(source))]
+    assert [rows[i]["cluster_status"] for i in (3, 4, 5)] == ["invalid"] * 3
+    assert "not valid JSON" in rows[3]["error"] and "no answer field" in rows[4]["error"] and "not text" in rows[5]["error"]
+    assert result.review.invalid_rows >= 3
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("answer,plan\n,pro\n   ,free\n", encoding="utf-8")
+    nothing = discover(empty, "answer", tmp_path / "none", DiscoveryOptions())
+    assert nothing.review.clusters == [] and nothing.review.invalid_rows == 2
+    assert [r["cluster_status"] for r in read_csv(tmp_path / "none" / "assignments.csv")] == ["invalid", "invalid"]
+    assert (tmp_path / "none" / "report.html").is_file()
