@@ -15,7 +15,9 @@ Each engine runs in its own worker process, so its peak RSS (VmHWM) is its own:
   timed apart;
 - `pandas`: the plain way: `read_csv` of the needed columns, `to_datetime`, a month column, and one
   groupby per segment with shares — the same counts, without empty periods, checks or report.
-Both must agree on the answers per month and category; the run fails otherwise.
+- `store`: `compute_trends` on the service's SQLite store holding the same rows (read through
+  SQLAlchemy in chunks into DuckDB), by plan and the stored metadata's contract.
+All must agree on the answers per month and category; the run fails otherwise.
 
 Results: a table on the terminal and JSON in bench/results/trends.json. Run heavy sizes under
 `flock /tmp/cpu.lock` when the machine is shared, and read `load_before` in the JSON.
@@ -108,6 +110,30 @@ def generate_export(path: Path, rows: int, seed: int) -> dict:
 # ---------------------------------------------------------------- workers
 
 
+def build_store(export: Path, database: Path) -> float:
+    """The service's SQLite store (its own table definition) holding the export's rows; returns seconds."""
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    from service.store import classified_answers, metadata
+
+    started = time.perf_counter()
+    engine = create_engine(f"sqlite:///{database}")
+    metadata.create_all(engine)
+    for chunk in pd.read_csv(export, dtype=str, keep_default_na=False, chunksize=100_000):
+        when = pd.to_datetime(chunk["cancelled_at"], utc=True, format="ISO8601").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = pd.DataFrame({
+            "created_at": when, "request_id": chunk["customer_id"], "item": 0, "text": chunk["answer"],
+            "customer_id": chunk["customer_id"], "plan": chunk["plan"], "mrr": pd.to_numeric(chunk["mrr"]),
+            "metadata": '{"contract": "' + chunk["contract"] + '"}', "category": chunk["category"],
+            "sub_reason": chunk["sub_reason"].where(chunk["error"] == "", None), "abstained": 0,
+            "model_version": "bench",
+        })
+        rows.to_sql(classified_answers.name, engine, if_exists="append", index=False, method=None)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
 def worker(engine: str, export: str) -> None:
     imported = time.perf_counter()
     if engine == "duckdb":
@@ -123,6 +149,14 @@ def worker(engine: str, export: str) -> None:
         counts = {f"{r.period}/{r.category}": r.answers for r in report.document.rows
                   if r.segment == "all" and r.level == "category" and r.answers}
         result = {"seconds": computed - started, "write_seconds": written - computed, "output_rows": len(report.document.rows)}
+    elif engine == "store":
+        from reason_classifier.trends import TrendOptions, compute_trends
+
+        started = time.perf_counter()
+        report = compute_trends(export, TrendOptions(period="month", by=("plan", "metadata.contract"), examples=0))
+        counts = {f"{r.period}/{r.category}": r.answers for r in report.document.rows
+                  if r.segment == "all" and r.level == "category" and r.answers}
+        result = {"seconds": time.perf_counter() - started, "write_seconds": None, "output_rows": len(report.document.rows)}
     else:
         import pandas as pd
 
@@ -203,6 +237,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--no-store", dest="store", action="store_false",
+                        help="skip the service's SQLite store as a source (read through SQLAlchemy)")
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "EXPORT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
@@ -224,8 +260,13 @@ def main() -> None:
             data = generate_export(export, rows, arguments.seed)
             console.print(f"{rows:,} rows: {data['file_mib']} MiB generated in {data['generate_seconds']} s", highlight=False)
             results = {engine: run_worker(engine, export) for engine in ("duckdb", "pandas")}
-            if results["duckdb"]["counts"] != results["pandas"]["counts"]:
-                raise SystemExit(f"{rows} rows: duckdb and pandas disagree on the answers per month and category")
+            if arguments.store:
+                database = Path(folder) / f"store-{rows}.db"
+                data["store_build_seconds"] = round(build_store(export, database), 1)
+                results["store"] = run_worker("store", database)
+                database.unlink()
+            if any(r["counts"] != results["pandas"]["counts"] for r in results.values()):
+                raise SystemExit(f"{rows} rows: the engines disagree on the answers per month and category")
             for result in results.values():
                 result.pop("counts")
             report["results"].append({"data": data, "engines": results})

@@ -9,7 +9,6 @@ PostgreSQL extensions would be downloaded at run time, which fails offline.
 
 from __future__ import annotations
 
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -242,40 +241,40 @@ class StoreSource(ChunkedSource):
         super().require(column, purpose)
 
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import MetaData, Table, select
+        from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, Numeric, String, Table, select, type_coerce
 
-        # Reflected, so that columns come back typed: SQLite keeps times as text, which would
-        # otherwise be read as local times of the report's zone instead of the UTC they are.
         stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
-        plain = [c for c in columns if not c.startswith("metadata.")]
-        keys = [c.removeprefix("metadata.") for c in columns if c.startswith("metadata.")]
-        fetched = list(dict.fromkeys(["id", *plain, *(["metadata"] if keys else [])]))
-        query = select(*[stored.c[c] for c in fetched]).order_by(stored.c["id"])
+        selected, kinds = [stored.c["id"].label(ROW)], {}
+        for name in columns:
+            if name.startswith("metadata."):  # extracted by the database, not row by row here
+                column = type_coerce(stored.c["metadata"], JSON())[name.removeprefix("metadata.")].as_string()
+                kind = "text"
+            else:
+                column = stored.c[name]
+                kind = ("time" if isinstance(column.type, DateTime) else
+                        "number" if isinstance(column.type, (Float, Integer, Numeric)) else "text")
+                if kind == "time" and self.engine.dialect.name == "sqlite":
+                    column = type_coerce(column, String())  # parsed below, all at once, as the UTC it is
+            selected.append(column.label(name))
+            kinds[name] = kind
+        query = select(*selected).order_by(stored.c["id"])
         with self.engine.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():
-                raw = pd.DataFrame(rows, columns=fetched)
-                frame = pd.DataFrame(index=raw.index)
-                for c in plain:
-                    frame[c] = _store_column(raw[c])
-                for key in keys:
-                    metadata = [json.loads(m) if isinstance(m, str) else m for m in raw["metadata"]]
-                    frame[f"metadata.{key}"] = pd.array(
-                        [_cell_text(m.get(key)) if isinstance(m, dict) else None for m in metadata], dtype="string")
-                frame[ROW] = raw["id"].astype("int64")
-                yield frame
+                raw = pd.DataFrame(rows, columns=[ROW, *columns])
+                frame = pd.DataFrame({ROW: raw[ROW].astype("int64")})
+                for name in columns:
+                    values = raw[name]
+                    if kinds[name] == "time":  # the service writes UTC; SQLite gives it back without a zone
+                        frame[name] = pd.to_datetime(values, utc=True, format="ISO8601")
+                    elif kinds[name] == "number":
+                        frame[name] = pd.to_numeric(values).astype("float64")
+                    else:
+                        frame[name] = values.astype("string").str.strip()
+                yield frame[[*columns, ROW]]
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def _store_column(values: pd.Series) -> pd.Series:
-    sample = next((v for v in values if v is not None), None)
-    if isinstance(sample, datetime):
-        return pd.to_datetime(values, utc=True)  # the service writes UTC; SQLite gives it back without a zone
-    if isinstance(sample, (int, float)) and not isinstance(sample, bool):
-        return pd.to_numeric(values).astype("float64")
-    return pd.array([_cell_text(v) for v in values], dtype="string")
 
 
 def store_url(store: str) -> str:
