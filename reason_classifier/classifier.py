@@ -157,6 +157,8 @@ class ReasonClassifier:
 
     def _probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(categories, sub-reasons) probabilities, the first summed from the second."""
+        if not texts:
+            return np.zeros((0, len(CATEGORIES))), np.zeros((0, len(self.taxonomy.sub_reason_names)))
         unique = list(dict.fromkeys(texts))  # exports repeat answers a lot: each distinct text is read once
         sub_reasons = self.head.predict_proba(*self.features(unique))
         if len(unique) != len(texts):

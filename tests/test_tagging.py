@@ -209,7 +209,8 @@ def test_interrupted_run_leaves_no_partial_output_and_keeps_the_old_file(tmp_pat
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     survey_frame(20).to_csv(source, index=False)
     target.write_text("previous result\n", encoding="utf-8")
-    failing = FailsOnSecondChunk(classifier.encoder, classifier.taxonomy, classifier.head, classifier.abstain_below)
+    failing = FailsOnSecondChunk(classifier.encoder, classifier.taxonomy, classifier.head, classifier.abstain_below,
+                                 char_ngrams=classifier.char_ngrams)
     with pytest.raises(RuntimeError, match="interrupted"):
         tag_file(source, target, failing, "answer", chunk_rows=5)
     assert target.read_text(encoding="utf-8") == "previous result\n"
