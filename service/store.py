@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import (
     JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, event, func, select,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
+
+from reason_classifier.database import database_url
 
 log = logging.getLogger("service.store")
 
@@ -52,16 +54,6 @@ classified_answers = Table(
 
 _STOP = object()
 _BATCH_ROWS = 500
-
-
-def database_url(store: str) -> str:
-    """A SQLAlchemy URL from the `store` setting: a URL as given, anything else an SQLite file path."""
-    if "://" in store:
-        url = make_url(store)
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")  # the driver this project installs
-        return url.render_as_string(hide_password=False)
-    return f"sqlite:///{Path(store).expanduser().resolve()}"
 
 
 def now() -> datetime:

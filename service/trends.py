@@ -36,8 +36,8 @@ def trends_router(state: ServiceState) -> APIRouter:
         timezone: str = Query(default="UTC", description="IANA time zone the periods are cut in."),
     ) -> Any:
         """Answers, shares, revenue lost and changes per period, reason and segment, from the stored answers."""
+        from reason_classifier.database import database_url
         from reason_classifier.trends import TrendOptions, compute_trends
-        from reason_classifier.trends.sources import store_url
 
         from .routes import _json
 
@@ -46,7 +46,7 @@ def trends_router(state: ServiceState) -> APIRouter:
         try:
             options = TrendOptions(period=period, by=tuple(by), weight=weight or None, since=since, until=until,
                                    timezone=timezone, examples=0)
-            report = await asyncio.to_thread(compute_trends, store_url(state.settings.store), options)
+            report = await asyncio.to_thread(compute_trends, database_url(state.settings.store), options)
         except ReasonClassifierError as error:
             message = str(error)
             if "no such file" in message:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..database import database_url
 from ..errors import InputError
 from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
 
@@ -212,7 +213,7 @@ class StoreSource(ChunkedSource):
     def __init__(self, store: str) -> None:
         from sqlalchemy import create_engine, inspect
 
-        url = store_url(store)
+        url = database_url(store)
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
             from sqlalchemy.engine import make_url
@@ -275,18 +276,6 @@ class StoreSource(ChunkedSource):
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def store_url(store: str) -> str:
-    """A SQLAlchemy URL for the store: a URL as given (PostgreSQL through psycopg), anything else an SQLite file."""
-    from sqlalchemy.engine import make_url
-
-    if "://" in store:
-        url = make_url(store)
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")
-        return url.render_as_string(hide_password=False)
-    return f"sqlite:///{Path(store).expanduser().resolve()}"
 
 
 def _hide_password(store: str) -> str:
