@@ -119,6 +119,19 @@ def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
     assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
 
 
+def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
+    """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got worse."""
+    from training.evaluate import evaluate
+
+    taxonomy = Taxonomy.load()
+    metrics = evaluate(ReasonClassifier.load(), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout")
+    assert metrics["macro_f1"] >= 0.90
+    english = metrics["per_language"]["en"]["macro_f1"]
+    behind = {lang: m["macro_f1"] for lang, m in metrics["per_language"].items() if m["macro_f1"] < english - 0.05}
+    assert not behind, f"languages more than 5 points below English ({english:.3f}): {behind}"
+    assert metrics["calibration"]["ece"] <= 0.05
+
+
 def test_torch_port_of_the_multilingual_encoder_matches_the_numpy_one(tmp_path):
     import torch
 
