@@ -380,3 +380,14 @@ def test_emerging_reasons_cluster_answers_far_from_every_sub_reason(classifier):
     assert any({"gdpr", "residency"} <= k for k in keywords) and any({"luggage", "airline"} <= k for k in keywords)
     assert all(len(r.examples) == 3 for r in result.reasons)
     assert find_emerging_reasons([], classifier, period="2026-06", answers_in_period=0).reasons == []
+
+
+def test_a_partial_last_period_is_said_and_until_reports_up_to_the_last_complete_one(tmp_path):
+    path = write_export(tmp_path / "e.csv", [row("2026-05-10"), row("2026-06-02", "support"), row("2026-06-30"),
+                                             row("2026-07-03", "product")])
+    partial = compute_trends(path).document
+    note = next(n for n in partial.notes if "is partial" in n)
+    assert "2026-07" in note and "--until 2026-06-30" in note
+    complete = compute_trends(path, TrendOptions(until=date(2026, 6, 30))).document
+    assert [p.period for p in complete.periods] == ["2026-05", "2026-06"]
+    assert not any("is partial" in n for n in complete.notes)

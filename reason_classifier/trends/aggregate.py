@@ -19,7 +19,7 @@ What users get for the awkward rows:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -456,7 +456,9 @@ def _document(src: TrendSource, options: TrendOptions, columns: Columns, summary
         notes.append("No weight column: revenue lost is not reported (pass --weight mrr).")
     last_start = max(periods) if periods else None
     if last_start and summary["last_day"] and not options.until and summary["last_day"] < options.period.end_of(last_start):
-        notes.append(f"The last period, {options.period.label(last_start)}, is partial: the data ends on {summary['last_day']}.")
+        notes.append(f"The last period, {options.period.label(last_start)}, is partial: the data ends on {summary['last_day']}; "
+                     f"its changes and movers compare part of a period with a whole one (--until "
+                     f"{(last_start - timedelta(days=1)).isoformat()} reports up to the last complete period).")
     movers = [r for r in rows if r.segment == ALL and r.level == "sub_reason" and r.period_start == last_start
               and r.share_change_pts is not None]
     movers.sort(key=lambda r: (-abs(r.share_change_pts or 0.0), -r.answers))
