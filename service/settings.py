@@ -38,7 +38,8 @@ class ServiceSettings(BaseSettings):
     max_batch_items: items per batch request; max_body_bytes: request body limit;
     predict_timeout_seconds: longest wait for the model before a 503; api_keys: accepted keys
     (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
-    allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts.
+    allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
+    trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
@@ -57,6 +58,7 @@ class ServiceSettings(BaseSettings):
     api_key_header: str = "X-API-Key"
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"
+    trends_cache_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("log_level")
     @classmethod

@@ -1,12 +1,16 @@
 """`GET /v1/trends`: the reason trends of the stored answers, the same numbers as `reason-classifier trends`.
 
 A thin layer over `reason_classifier.trends.compute_trends` on the service's store. Answer texts
-are never returned (no examples, no emerging reasons): dashboards get numbers only.
+are never returned (no examples, no emerging reasons): dashboards get numbers only. A year of a
+large store takes seconds to aggregate, and the same process answers the cancel flow, so one
+computation runs at a time and an answer is reused for `trends_cache_seconds`: ten dashboards
+refreshing together cost one computation, not ten on two cores.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +28,8 @@ def trends_router(state: ServiceState) -> APIRouter:
     from reason_classifier.trends.models import TrendsDocument
 
     router = APIRouter(tags=["trends"])
+    one_at_a_time = asyncio.Lock()
+    answers: dict[str, tuple[float, Any]] = {}
 
     @router.get("/trends", response_model=TrendsDocument,
                 responses={404: {"description": "The service has no store configured, or nothing was stored yet."}})
@@ -46,12 +52,21 @@ def trends_router(state: ServiceState) -> APIRouter:
         try:
             options = TrendOptions(period=period, by=tuple(by), weight=weight or None, since=since, until=until,
                                    timezone=timezone, examples=0)
-            report = await asyncio.to_thread(compute_trends, database_url(state.settings.store), options)
+            query = repr(options.to_dict())
+            async with one_at_a_time:
+                made, document = answers.get(query, (float("-inf"), None))
+                if time.monotonic() - made >= state.settings.trends_cache_seconds:
+                    report = await asyncio.to_thread(compute_trends, database_url(state.settings.store), options)
+                    document = report.document.model_dump(mode="json")
+                    now = time.monotonic()
+                    for stale in [k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds]:
+                        del answers[stale]
+                    answers[query] = (now, document)
         except ReasonClassifierError as error:
             message = str(error)
             if "no such file" in message:
                 raise ApiError(404, "no_store", "nothing has been stored yet") from None
             raise ApiError(422, "invalid_request", message) from None
-        return _json(report.document.model_dump(mode="json"))
+        return _json(document)
 
     return router

@@ -352,6 +352,17 @@ def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
         assert client.get("/v1/trends").json()["error"]["code"] == "no_store"
 
 
+@pytest.mark.parametrize(("cache_seconds", "second_count"), [(60.0, 1), (0.0, 2)])
+def test_endpoint_reuses_an_answer_for_the_cache_time_only(classifier, tmp_path, cache_seconds, second_count):
+    from tests.service_helpers import running
+
+    with running(classifier, store=str(tmp_path / "store.db"), trends_cache_seconds=cache_seconds) as client:
+        for expected in (1, second_count):
+            client.post("/v1/classify", json={"text": "Too expensive for us", "plan": "pro", "mrr": 49})
+            client.app.state.service.store.flush()
+            assert client.get("/v1/trends").json()["summary"]["rows_reported"] == expected
+
+
 @pytest.mark.browser
 def test_report_renders_in_chromium_with_its_charts_and_no_network(tmp_path):
     from tests.browser import render
