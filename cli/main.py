@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reason_classifier.config import Settings
+from reason_classifier.config import LIKELY_TEXT_COLUMNS, Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
 
@@ -23,8 +23,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 output = Console()
-
-LIKELY_TEXT_COLUMNS = ("answer", "response", "reason", "cancellation_reason", "feedback", "comment", "comments", "text", "why")
 
 
 def fail(message: str) -> typer.Exit:

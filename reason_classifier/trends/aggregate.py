@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import LIKELY_TEXT_COLUMNS
 from ..errors import InputError
 from ..taxonomy import CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
@@ -40,7 +41,6 @@ ALL = "all"
 
 DATE_COLUMNS = ("cancelled_at", "canceled_at", "cancellation_date", "cancelled_on", "churned_at", "churn_date",
                 "date", "created_at", "submitted_at", "answered_at", "timestamp")
-TEXT_COLUMNS = ("answer", "response", "reason", "cancellation_reason", "feedback", "comment", "comments", "text", "why")
 STORE_DEFAULTS = {"date": "created_at", "text": "text", "weight": "mrr"}
 _TIMESTAMP_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE")
 _NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -130,7 +130,7 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
         weight = options.weight
         if weight:
             src.require(weight, "the weight")
-    text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(TEXT_COLUMNS))
+    text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(LIKELY_TEXT_COLUMNS))
     if options.text_column:
         src.require(text, "the answer text")
     for segment in options.by:
