@@ -3,7 +3,7 @@
 The embedding carries meaning across languages; character n-grams carry what it smooths away:
 inflected Polish and German words, words run together or misspelt, Chinese terms the encoder's
 vocabulary splits badly. Together they beat either alone in every writing round we held out
-(see README, "How the default model was chosen"). Hashing needs no vocabulary, so the feature
+(README, "The default model: how it is made and how it was measured"). Hashing needs no vocabulary, so the feature
 map is fixed by three numbers and a model folder stores only the head's weights for it.
 """
 
@@ -63,10 +63,6 @@ class CharNgrams:
         norms[norms == 0] = 1.0
         counts.data *= np.repeat((self.weight / norms).astype(np.float32), per_row)
         return counts
-
-    def beside(self, embeddings: np.ndarray, texts: Sequence[str]) -> sp.csr_matrix:
-        """The head's input: each embedding followed by its text's n-grams."""
-        return sp.hstack([sp.csr_matrix(embeddings), self.transform(texts)], format="csr")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

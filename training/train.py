@@ -136,9 +136,10 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
     char_ngrams = CharNgrams(weight=config.char_ngram_weight) if config.char_ngram_weight > 0 else None
+    ngrams = char_ngrams.transform(data.texts) if char_ngrams else None  # the same for every fold: hashed once
 
-    def features(embeddings: np.ndarray) -> np.ndarray:
-        return char_ngrams.beside(embeddings, data.texts) if char_ngrams else embeddings
+    def features(embeddings: np.ndarray) -> np.ndarray | sp.csr_matrix:
+        return embeddings if ngrams is None else sp.hstack([sp.csr_matrix(embeddings), ngrams], format="csr")
 
     fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
     report = on_progress or (lambda *_: None)
@@ -157,15 +158,14 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
 
         logits = cross_validated_logits(embed, sub_reasons, taxonomy, config, on_progress)
         encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
-        embeddings = encoder.encode(data.texts)  # from the stored weights, exactly as they will be served
+        head_input = features(encoder.encode(data.texts))  # from the stored weights, exactly as they will be served
     else:
         encoder = load_encoder(config.encoder, threads=threads)
         report(f"encoding {len(data)} answers", 0, 1, None)
-        embeddings = encoder.encode(data.texts)
-        fold_features = features(embeddings)
-        logits = cross_validated_logits(lambda rows: fold_features, sub_reasons, taxonomy, config, on_progress)
+        head_input = features(encoder.encode(data.texts))
+        logits = cross_validated_logits(lambda rows: head_input, sub_reasons, taxonomy, config, on_progress)
     calibration = calibrate(logits, data.categories, taxonomy, config)
-    head = fit_head(features(embeddings), sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    head = fit_head(head_input, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
     report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
