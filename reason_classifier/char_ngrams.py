@@ -1,16 +1,18 @@
-"""Hashed character n-grams, read by the head beside the sentence embedding.
+"""Hashed character n-grams, weighted by how rare they are, read by the head beside the sentence embedding.
 
 The embedding carries meaning across languages; character n-grams carry what it smooths away:
 inflected Polish and German words, words run together or misspelt, Chinese terms the encoder's
 vocabulary splits badly. Together they beat either alone in every writing round we held out
-(README, "The default model: how it is made and how it was measured"). Hashing needs no vocabulary, so the feature
-map is fixed by three numbers and a model folder stores only the head's weights for it.
+(README, "The default model: how it is made and how it was measured"). Weighting each n-gram by
+its rarity in the training answers (IDF, with dampened repeats) lets "refund" or "zwrot" speak
+louder than "the" or "nie"; it added about one point of macro-F1 across held-out writing rounds.
+Hashing needs no vocabulary: the feature map is fixed by a few numbers and one IDF array.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -20,16 +22,23 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.feature_extraction.text import HashingVectorizer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CharNgrams:
     """Character n-grams within word boundaries, hashed into `n_features` columns, each row L2-normalised and scaled by `weight`.
 
     `weight` sets how loud the n-grams are next to the unit-length embedding under one L2 penalty.
+    `sublinear_tf` counts a repeated n-gram as 1 + log(count). `idf`, learnt by `fit`, weights each
+    column by the smoothed inverse document frequency, as scikit-learn's `TfidfTransformer` does;
+    columns never seen in training get the largest weight, so an unfamiliar answer is not
+    stretched to full length on its few familiar n-grams. Folders written before IDF existed
+    have neither and read the same as before.
     """
 
-    weight: float = 3.0
+    weight: float = 4.0
     ngram_range: tuple[int, int] = (2, 4)
     n_features: int = 2**18
+    sublinear_tf: bool = True
+    idf: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         low, high = self.ngram_range
@@ -38,6 +47,16 @@ class CharNgrams:
                 f"char n-grams need weight > 0, 1 <= min n <= max n and n_features >= 1; got weight {self.weight!r}, "
                 f"ngram_range {self.ngram_range!r}, n_features {self.n_features!r}"
             )
+        if self.idf is not None and self.idf.shape != (self.n_features,):
+            raise ValueError(f"char n-gram IDF must have one value per column ({self.n_features}); got shape {self.idf.shape}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CharNgrams):
+            return NotImplemented
+        same_idf = (self.idf is None) == (other.idf is None) and (self.idf is None or np.array_equal(self.idf, other.idf))
+        return self.to_dict() == other.to_dict() and same_idf
+
+    __hash__ = object.__hash__
 
     @cached_property
     def _analyzer(self) -> Callable[[str], list[str]]:
@@ -47,27 +66,49 @@ class CharNgrams:
     def _hasher(self) -> FeatureHasher:
         return FeatureHasher(n_features=self.n_features, input_type="string", dtype=np.float32, alternate_sign=False)
 
+    def count(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """(n, n_features) raw n-gram counts: the costly part, which `fit_counts` and `weigh` share."""
+        if len(texts) == 0:
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
+        return self._hasher.transform(self._analyzer(text) for text in texts)
+
+    def fit(self, texts: Sequence[str]) -> CharNgrams:
+        return self.fit_counts(self.count(texts))
+
+    def fit_counts(self, counts: sp.csr_matrix) -> CharNgrams:
+        """A copy whose IDF comes from the answers behind `counts`: ln((1 + n) / (1 + df)) + 1."""
+        documents = np.bincount(counts.indices, minlength=self.n_features)
+        idf = np.log((1 + counts.shape[0]) / (1 + documents)) + 1
+        return replace(self, idf=idf.astype(np.float32))
+
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """(n, n_features) sparse rows of length `weight` (an empty text gives an empty row).
 
-        The same numbers as scikit-learn's `HashingVectorizer(analyzer="char_wb", norm="l2")` times
-        `weight` (tested), without its per-call checks, which cost a live single-answer request
-        three times the hashing itself.
+        Without IDF and sublinear counts these are the numbers of scikit-learn's
+        `HashingVectorizer(analyzer="char_wb", norm="l2")` times `weight` (tested), computed
+        without its per-call checks, which cost a live single-answer request three times the hashing itself.
         """
-        if len(texts) == 0:
-            return sp.csr_matrix((0, self.n_features), dtype=np.float32)
-        counts = self._hasher.transform(self._analyzer(text) for text in texts)
-        per_row = np.diff(counts.indptr)
-        rows = np.repeat(np.arange(len(texts)), per_row)
-        norms = np.sqrt(np.bincount(rows, weights=counts.data.astype(np.float64) ** 2, minlength=len(texts)))
+        return self.weigh(self.count(texts))
+
+    def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        values = counts.copy()
+        if self.sublinear_tf:
+            values.data = 1 + np.log(values.data)
+        if self.idf is not None:
+            values.data *= self.idf[values.indices]
+        per_row = np.diff(values.indptr)
+        rows = np.repeat(np.arange(values.shape[0]), per_row)
+        norms = np.sqrt(np.bincount(rows, weights=values.data.astype(np.float64) ** 2, minlength=values.shape[0]))
         norms[norms == 0] = 1.0
-        counts.data *= np.repeat((self.weight / norms).astype(np.float32), per_row)
-        return counts
+        values.data *= np.repeat((self.weight / norms).astype(np.float32), per_row)
+        return values
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings, for a model folder's config; the IDF array is stored beside it."""
+        return {"weight": self.weight, "ngram_range": list(self.ngram_range), "n_features": self.n_features,
+                "sublinear_tf": self.sublinear_tf}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> CharNgrams:
+    def from_dict(cls, values: dict[str, Any], idf: np.ndarray | None = None) -> CharNgrams:
         return cls(weight=float(values["weight"]), ngram_range=tuple(values["ngram_range"]),  # type: ignore[arg-type]
-                   n_features=int(values["n_features"]))
+                   n_features=int(values["n_features"]), sublinear_tf=bool(values.get("sublinear_tf", False)), idf=idf)

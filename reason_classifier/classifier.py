@@ -97,19 +97,19 @@ class ReasonClassifier:
             max_chars=max_chars,
             language_detector=default_detector() if detect_language else None,
             config=files.config,
-            char_ngrams=CharNgrams.from_dict(files.config.char_ngrams) if files.config.char_ngrams else None,
+            char_ngrams=files.char_ngrams,
         )
 
     def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:
         """Write a model folder that `load` reads back into an identical classifier."""
         self.config.abstain_below = self.abstain_below
-        self.config.char_ngrams = self.char_ngrams.to_dict() if self.char_ngrams else None
         encoder_folder = getattr(self.encoder, "folder", None)
         if encoder_folder is not None:
             self.config.encoder = ENCODER_FOLDER
         return write_model_folder(
             path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card,
             extra_files={ENCODER_FOLDER: encoder_folder} if encoder_folder is not None else None,
+            char_ngrams=self.char_ngrams,
         )
 
     @property

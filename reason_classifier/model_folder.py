@@ -2,6 +2,7 @@
 
     config.json     format version, encoder, abstention threshold, checksums, training summary
     head.npz        the linear head over the sub-reasons (embedding, then hashed character n-grams if any)
+    char_ngrams.npz the n-grams' IDF weights, when the model reads IDF-weighted n-grams
     taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
     metrics.json    held-out quality, with the data it was measured on
     README.md       the model card
@@ -25,15 +26,18 @@ from typing import Any
 
 import numpy as np
 
+from .char_ngrams import CharNgrams
 from .errors import ModelFolderError, TaxonomyError
 from .heads import LinearHead
 from .taxonomy import Taxonomy
 
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
-"""Version 2 added `char_ngrams` (None in version 1 folders, which still read the same)."""
+FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+"""Version 2 added `char_ngrams` (None in version 1 folders); version 3 their sublinear counts and
+IDF (`char_ngrams.npz`). Older folders still read and predict as they did."""
 CONFIG_FILE = "config.json"
 HEAD_FILE = "head.npz"
+CHAR_NGRAMS_FILE = "char_ngrams.npz"
 TAXONOMY_FILE = "taxonomy.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
@@ -65,6 +69,7 @@ class ModelFiles:
     head: LinearHead
     metrics: dict[str, Any]
     encoder_path: str
+    char_ngrams: CharNgrams | None = None
 
 
 def write_model_folder(
@@ -75,6 +80,7 @@ def write_model_folder(
     metrics: dict[str, Any] | None = None,
     card: str = "",
     extra_files: dict[str, Path] | None = None,
+    char_ngrams: CharNgrams | None = None,
 ) -> Path:
     """Write the folder next to its final place, then swap it in, so readers never see half a model."""
     path = Path(path)
@@ -83,6 +89,9 @@ def write_model_folder(
     staging.chmod(0o755)
     try:
         np.savez_compressed(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
+        config.char_ngrams = char_ngrams.to_dict() if char_ngrams else None
+        if char_ngrams is not None and char_ngrams.idf is not None:
+            np.savez_compressed(staging / CHAR_NGRAMS_FILE, idf=char_ngrams.idf)
         (staging / TAXONOMY_FILE).write_text(taxonomy_yaml, encoding="utf-8")
         for name, source in (extra_files or {}).items():
             copy = shutil.copytree if Path(source).is_dir() else shutil.copy2
@@ -140,7 +149,23 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     local_encoder = path / config.encoder
     encoder_path = str(local_encoder) if local_encoder.exists() else config.encoder
-    return ModelFiles(config, taxonomy, head, metrics, encoder_path)
+    return ModelFiles(config, taxonomy, head, metrics, encoder_path, _read_char_ngrams(path, config))
+
+
+def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:
+    if not config.char_ngrams:
+        return None
+    idf = None
+    if (path / CHAR_NGRAMS_FILE).is_file():
+        try:
+            with np.load(path / CHAR_NGRAMS_FILE, allow_pickle=False) as arrays:
+                idf = arrays["idf"]
+        except (KeyError, ValueError, OSError) as error:
+            raise ModelFolderError(f"model folder {path}: {CHAR_NGRAMS_FILE} cannot be read: {error}") from error
+    try:
+        return CharNgrams.from_dict(config.char_ngrams, idf=idf)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelFolderError(f"model folder {path}: the char_ngrams settings in {CONFIG_FILE} are not usable: {error}") from error
 
 
 def _read_config(path: Path) -> ModelConfig:

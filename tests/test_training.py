@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import InputError
 from reason_classifier.model_folder import DEFAULT_MODEL_PATH
@@ -53,6 +54,26 @@ def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(
     assert loaded.config.training["data_fingerprint"] == data.fingerprint()
     assert loaded.config.training["encoder_fine_tuned"] and (tmp_path / "model" / "encoder" / "use_dense.npz").is_file()
     assert loaded.char_ngrams == classifier.char_ngrams and loaded.head.dimension == 512 + loaded.char_ngrams.n_features
+    assert loaded.char_ngrams.idf is not None and (tmp_path / "model" / "char_ngrams.npz").is_file()
+
+
+def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(tmp_path):
+    taxonomy = Taxonomy.load()
+    write_labelled(tmp_path / "tiny.csv", TINY)
+    data = read_labelled(tmp_path / "tiny.csv", taxonomy)
+    classifier, _ = train(data, taxonomy, TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0), name="v3")
+    classifier.save(tmp_path / "model")
+    settings = json.loads((tmp_path / "model" / "config.json").read_text())
+    del settings["char_ngrams"]["sublinear_tf"], settings["checksums"]["char_ngrams.npz"]
+    settings["format_version"] = 2
+    (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
+    (tmp_path / "model" / "char_ngrams.npz").unlink()
+    loaded = ReasonClassifier.load(tmp_path / "model")
+    assert loaded.char_ngrams == CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False)
+    as_written = ReasonClassifier(classifier.encoder, taxonomy, classifier.head, classifier.abstain_below,
+                                  char_ngrams=CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False))
+    texts = ["too pricey", "it keeps crashing"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), as_written.predict_proba(texts), rtol=1e-6)
 
 
 def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_still_load(tmp_path):

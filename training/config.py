@@ -20,8 +20,8 @@ class TrainingConfig:
     folds (int, 5): cross-validation folds whose out-of-fold scores fit the temperature and `abstain_below`.
     calibrate (bool, True): fit a temperature so that confidence matches accuracy (temperature scaling).
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
-    char_ngram_weight (float, 3.0): weight of hashed character n-grams read by the head beside the embedding
-        (see `reason_classifier.char_ngrams`); 0 leaves them out.
+    char_ngram_weight (float, 4.0): weight of the IDF-weighted, hashed character n-grams read by the head
+        beside the embedding (see `reason_classifier.char_ngrams`); 0 leaves them out.
     fine_tune_epochs (int, 2): epochs of fine-tuning the multilingual encoder's dense and convolution layers
         before the head is fitted; 0 keeps it frozen. Other encoders are always used frozen.
     fine_tune_learning_rate (float, 1e-4): AdamW learning rate of that fine-tuning.
@@ -36,7 +36,7 @@ class TrainingConfig:
     folds: int = 5
     calibrate: bool = True
     use_taxonomy_examples: bool = True
-    char_ngram_weight: float = 3.0
+    char_ngram_weight: float = 4.0
     fine_tune_epochs: int = 2
     fine_tune_learning_rate: float = 1e-4
     batch_size: int = 32

@@ -25,7 +25,7 @@ def model_card(name: str, encoder: str, abstain_below: float, training: dict, me
         f"- Encoder: `{training.get('config', {}).get('encoder', encoder)}`"
         + (f", its dense and convolution layers fine-tuned for {training['config']['fine_tune_epochs']} epochs on the training data "
            "(embedding table frozen; shipped in `encoder/`)" if training.get("encoder_fine_tuned") else " (frozen)")
-        + (f", with hashed character 2–4-grams (weight {training['config']['char_ngram_weight']:g}) beside its embedding"
+        + (f", with IDF-weighted, hashed character 2–4-grams (weight {training['config']['char_ngram_weight']:g}) beside its embedding"
            if training.get("config", {}).get("char_ngram_weight") else "")
         + ", followed by one logistic-regression head over the sub-reasons; "
         "a category's probability is the sum of its sub-reasons'.",

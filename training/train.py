@@ -135,8 +135,11 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
-    char_ngrams = CharNgrams(weight=config.char_ngram_weight) if config.char_ngram_weight > 0 else None
-    ngrams = char_ngrams.transform(data.texts) if char_ngrams else None  # the same for every fold: hashed once
+    char_ngrams, ngrams = None, None
+    if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from all training answers (labels unused)
+        counts = CharNgrams().count(data.texts)
+        char_ngrams = CharNgrams(weight=config.char_ngram_weight).fit_counts(counts)
+        ngrams = char_ngrams.weigh(counts)
 
     def features(embeddings: np.ndarray) -> np.ndarray | sp.csr_matrix:
         return embeddings if ngrams is None else sp.hstack([sp.csr_matrix(embeddings), ngrams], format="csr")
