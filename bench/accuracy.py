@@ -3,8 +3,9 @@
     python bench/accuracy.py [--json bench/results/accuracy.json] [--models setfit,tfidf-logreg] [--limit 200]
 
 Data: the project's held-out split (`labels/heldout`, 7 languages, written) and, where present,
-the real laptop-review complaints in `../shared/data/absa_laptops_dev.csv` (research licence:
-read from there, never copied or trained on). Peers, all trained on the same `labels/train` plus
+two real English sets read from `../shared/data` (never copied or trained on): laptop-review
+complaints (`absa_laptops_dev.csv`, research licence) and airline complaint tweets
+(`airline_tweets_reasons.csv`, non-commercial; also consulted while developing, so it is marked dev). Peers, all trained on the same `labels/train` plus
 the taxonomy's seed examples:
   - zero-shot: cosine similarity to each category's descriptions (no training; the floor);
   - tfidf-logreg: character n-gram TF-IDF + logistic regression (the classic baseline);
@@ -47,18 +48,25 @@ from training.evaluate import score  # noqa: E402
 
 from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer  # noqa: E402
 
-ABSA = ROOT.parent / "shared" / "data" / "absa_laptops_dev.csv"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+REAL_SETS = {
+    "absa laptops (real, en)": "absa_laptops_dev.csv",
+    # consulted while developing (it rejected an English MiniLM expert), never trained on
+    "airline tweets (real, en; dev)": "airline_tweets_reasons.csv",
+}
 SEED = 0
 MODELS = ("zero-shot", "tfidf-logreg", "frozen-use-logreg", "default", "setfit", "minilm-finetune")
 
 
-def read_absa() -> LabelledSet | None:
-    if not ABSA.is_file():
-        Console(stderr=True).print(f"skipping the real laptop-review set: {ABSA} is not here")
+def read_real(file_name: str) -> LabelledSet | None:
+    """A real development set from ../shared/data (`text,label[,lang]`), or None with a message when it is absent."""
+    path = SHARED_DATA / file_name
+    if not path.is_file():
+        Console(stderr=True).print(f"skipping a real set: {path} is not here")
         return None
-    with open(ABSA, encoding="utf-8", newline="") as file:
+    with open(path, encoding="utf-8", newline="") as file:
         rows = list(csv.DictReader(file))
-    return LabelledSet(tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(ABSA),))
+    return LabelledSet(tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(path),))
 
 
 def zero_shot(taxonomy: Taxonomy, encoder_name: str):
@@ -133,9 +141,9 @@ def main() -> None:
     if arguments.limit:
         train = subsample(train, arguments.limit)
     datasets = {"heldout (labels/heldout)": read_labelled(HELDOUT_PATH, taxonomy)}
-    absa = read_absa()
-    if absa is not None:
-        datasets["absa laptops (real, en)"] = absa
+    for data_name, file_name in REAL_SETS.items():
+        if (real := read_real(file_name)) is not None:
+            datasets[data_name] = real
 
     default = ReasonClassifier.load() if {"zero-shot", "default"} & set(arguments.models) else None
     builders = {
