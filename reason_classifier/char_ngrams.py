@@ -88,10 +88,13 @@ class CharNgrams:
         `HashingVectorizer(analyzer="char_wb", norm="l2")` times `weight` (tested), computed
         without its per-call checks, which cost a live single-answer request three times the hashing itself.
         """
-        return self.weigh(self.count(texts))
+        return self._weigh_in_place(self.count(texts))
 
     def weigh(self, counts: sp.csr_matrix) -> sp.csr_matrix:
-        values = counts.copy()
+        """The rows `transform` gives, from counts made by `count` (left unchanged, so training can reuse them)."""
+        return self._weigh_in_place(counts.copy())
+
+    def _weigh_in_place(self, values: sp.csr_matrix) -> sp.csr_matrix:
         if self.sublinear_tf:
             values.data = 1 + np.log(values.data)
         if self.idf is not None:

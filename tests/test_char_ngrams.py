@@ -48,6 +48,7 @@ def test_rare_ngrams_outweigh_common_ones_and_repeats_are_dampened():
     assert row[0, refund[0]] > 1.5 * row[0, the[0]]
     once, thrice = ngrams.count(["abcd"]), ngrams.count(["abcd abcd abcd"])
     assert thrice.data.max() == 3 * once.data.max() and ngrams.weigh(thrice).data.max() == ngrams.weigh(once).data.max()
+    assert thrice.data.max() == 3 * once.data.max()  # weigh leaves the counts as they were: training reuses them
 
 
 def test_no_texts_give_no_rows_and_the_settings_round_trip():

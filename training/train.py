@@ -137,8 +137,9 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
     char_ngrams, ngrams = None, None
     if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from all training answers (labels unused)
-        counts = CharNgrams().count(data.texts)
-        char_ngrams = CharNgrams(weight=config.char_ngram_weight).fit_counts(counts)
+        unfitted = CharNgrams(weight=config.char_ngram_weight)
+        counts = unfitted.count(data.texts)
+        char_ngrams = unfitted.fit_counts(counts)
         ngrams = char_ngrams.weigh(counts)
 
     def features(embeddings: np.ndarray) -> np.ndarray | sp.csr_matrix:
