@@ -31,10 +31,11 @@ from .errors import ModelFolderError, TaxonomyError
 from .heads import LinearHead
 from .taxonomy import Taxonomy
 
-FORMAT_VERSION = 3
-READABLE_FORMAT_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
 """Version 2 added `char_ngrams` (None in version 1 folders); version 3 their sublinear counts and
-IDF (`char_ngrams.npz`). Older folders still read and predict as they did."""
+IDF (`char_ngrams.npz`); version 4 their reading without diacritics. Older folders still read and
+predict as they did."""
 CONFIG_FILE = "config.json"
 HEAD_FILE = "head.npz"
 CHAR_NGRAMS_FILE = "char_ngrams.npz"

@@ -20,7 +20,7 @@ def row_lengths(matrix) -> np.ndarray:
 
 
 def test_without_idf_the_numbers_are_scikit_learns_hashing_vectorizer_times_the_weight():
-    ngrams = CharNgrams(weight=3.0, ngram_range=(2, 4), n_features=2**18, sublinear_tf=False)
+    ngrams = CharNgrams(weight=3.0, ngram_range=(2, 4), n_features=2**18, sublinear_tf=False, fold_diacritics=False)
     reference = hashed(TEXTS, "l2") * 3.0
     got = ngrams.transform(TEXTS)
     assert got.shape == (len(TEXTS), 2**18) and got.dtype == np.float32 and got.nnz == reference.nnz
@@ -57,7 +57,17 @@ def test_no_texts_give_no_rows_and_the_settings_round_trip():
     assert CharNgrams.from_dict(ngrams.to_dict(), idf=ngrams.idf) == ngrams
     assert CharNgrams.from_dict(ngrams.to_dict()) != ngrams  # the IDF is part of what the head reads
     old_folder = {"weight": 3.0, "ngram_range": [2, 4], "n_features": 2**18}  # format 2: raw counts, no IDF
-    assert CharNgrams.from_dict(old_folder) == CharNgrams(weight=3.0, sublinear_tf=False)
+    assert CharNgrams.from_dict(old_folder) == CharNgrams(weight=3.0, sublinear_tf=False, fold_diacritics=False)
+
+
+def test_answers_typed_without_diacritics_get_the_same_ngrams():
+    folding, literal = CharNgrams().fit(TEXTS), CharNgrams(fold_diacritics=False).fit(TEXTS)
+    with_marks = ["Nie działa, źle wycenione", "Très cher, résiliation", "Kündigung wegen Straße"]
+    without = ["nie dziala, zle wycenione", "tres cher, resiliation", "kundigung wegen strasse"]
+    assert (folding.transform(with_marks) != folding.transform(without)).nnz == 0
+    assert (literal.transform(with_marks) != literal.transform(without)).nnz > 0
+    untouched = ["The price went up again", "价格太高了"]
+    assert (folding.count(untouched) != literal.count(untouched)).nnz == 0
 
 
 @pytest.mark.parametrize("bad", [{"weight": 0}, {"ngram_range": (3, 2)}, {"n_features": 0}, {"n_features": 8, "idf": np.ones(4)}])

@@ -15,7 +15,7 @@ from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.taxonomy import Taxonomy
 from training.config import TrainingConfig
 from training.corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
-from training.train import train
+from training.train import cross_validated_logits, diacritic_free_copies, train
 
 TINY = [
     ("way too expensive", "pricing", "too_expensive"),
@@ -64,14 +64,14 @@ def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(
     classifier, _ = train(data, taxonomy, TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0), name="v3")
     classifier.save(tmp_path / "model")
     settings = json.loads((tmp_path / "model" / "config.json").read_text())
-    del settings["char_ngrams"]["sublinear_tf"], settings["checksums"]["char_ngrams.npz"]
+    del settings["char_ngrams"]["sublinear_tf"], settings["char_ngrams"]["fold_diacritics"], settings["checksums"]["char_ngrams.npz"]
     settings["format_version"] = 2
     (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
     (tmp_path / "model" / "char_ngrams.npz").unlink()
     loaded = ReasonClassifier.load(tmp_path / "model")
-    assert loaded.char_ngrams == CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False)
-    as_written = ReasonClassifier(classifier.encoder, taxonomy, classifier.head, classifier.abstain_below,
-                                  char_ngrams=CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False))
+    as_written_ngrams = CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False, fold_diacritics=False)
+    assert loaded.char_ngrams == as_written_ngrams
+    as_written = ReasonClassifier(classifier.encoder, taxonomy, classifier.head, classifier.abstain_below, char_ngrams=as_written_ngrams)
     texts = ["too pricey", "it keeps crashing"]
     np.testing.assert_allclose(loaded.predict_proba(texts), as_written.predict_proba(texts), rtol=1e-6)
 
@@ -169,3 +169,32 @@ def test_torch_port_of_the_multilingual_encoder_matches_the_numpy_one(tmp_path):
         changed = port(port.tokenize(texts)).numpy()
     served = load_encoder(str(port.save(tmp_path / "encoder"))).encode(texts)
     np.testing.assert_allclose(served, changed, atol=2e-3)
+
+
+def test_diacritic_free_copies_are_seeded_and_only_of_answers_that_change():
+    texts = ["za drogo", "aplikacja nie działa", "très cher", "太贵了", "Kündigung", "ça plante"]
+    rows, copies = diacritic_free_copies(texts, 1.0, seed=0)
+    assert rows.tolist() == [1, 2, 4, 5] and copies == ["aplikacja nie dziala", "tres cher", "Kundigung", "ca plante"]
+    half = diacritic_free_copies(texts, 0.5, seed=3)
+    assert half[0].tolist() == diacritic_free_copies(texts, 0.5, seed=3)[0].tolist()
+    assert set(half[0]) <= set(rows) and diacritic_free_copies(texts, 0.0, seed=0)[1] == []
+
+
+def test_a_copy_is_fitted_only_in_the_folds_that_fit_its_original():
+    taxonomy = Taxonomy.load()
+    answers = [text for text, _, _ in TINY] * 2
+    labels = [sub for _, _, sub in TINY] * 2
+    copied_from = np.array([0, 3, 5, 12])
+    seen = []
+
+    def embed(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows)
+        return np.eye(len(answers) + len(copied_from))
+
+    logits = cross_validated_logits(embed, labels + [labels[row] for row in copied_from], taxonomy,
+                                    TrainingConfig(folds=2), copied_from=copied_from)
+    assert logits.shape == (len(answers), len(taxonomy.sub_reason_names)) and len(seen) == 2
+    for rows in seen:
+        originals, copies = rows[rows < len(answers)], rows[rows >= len(answers)] - len(answers)
+        assert sorted(copies) == [i for i, row in enumerate(copied_from) if row in originals]
+    assert sorted(np.concatenate([rows[rows < len(answers)] for rows in seen])) == list(range(len(answers)))

@@ -22,6 +22,9 @@ class TrainingConfig:
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
     char_ngram_weight (float, 4.0): weight of the IDF-weighted, hashed character n-grams read by the head
         beside the embedding (see `reason_classifier.char_ngrams`); 0 leaves them out.
+    diacritic_free_copies (float, 0.5): share of the training answers with diacritics that are also fitted
+        without them ("nie dziala" beside "nie działa"), as customers often type; each copy stays on its
+        original's side of every cross-validation split. 0 fits the answers as written only.
     fine_tune_epochs (int, 2): epochs of fine-tuning the multilingual encoder's dense and convolution layers
         before the head is fitted; 0 keeps it frozen. Other encoders are always used frozen.
     fine_tune_learning_rate (float, 1e-4): AdamW learning rate of that fine-tuning.
@@ -37,6 +40,7 @@ class TrainingConfig:
     calibrate: bool = True
     use_taxonomy_examples: bool = True
     char_ngram_weight: float = 4.0
+    diacritic_free_copies: float = 0.5
     fine_tune_epochs: int = 2
     fine_tune_learning_rate: float = 1e-4
     batch_size: int = 32
@@ -54,6 +58,8 @@ class TrainingConfig:
             )
         if self.char_ngram_weight < 0:
             raise ValueError(f"char_ngram_weight must be >= 0 (0 = no character n-grams), got {self.char_ngram_weight!r}")
+        if not 0 <= self.diacritic_free_copies <= 1:
+            raise ValueError(f"diacritic_free_copies must be a share in [0, 1], got {self.diacritic_free_copies!r}")
         if self.folds < 2:
             raise ValueError(f"folds must be at least 2, got {self.folds!r}")
 

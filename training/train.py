@@ -18,6 +18,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.diacritics import strip_diacritics
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
 from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead
@@ -68,25 +69,42 @@ EmbedAfterFitting = Callable[[np.ndarray], np.ndarray]
 
 
 def cross_validated_logits(embed: EmbedAfterFitting, sub_reasons: Sequence[str], taxonomy: Taxonomy,
-                           config: TrainingConfig, on_progress: Progress | None = None) -> np.ndarray:
+                           config: TrainingConfig, on_progress: Progress | None = None,
+                           copied_from: np.ndarray | None = None) -> np.ndarray:
     """Out-of-fold head scores for every training row: what the model says about answers it has not seen.
 
     When the encoder is fine-tuned, each fold fine-tunes its own copy on the fold's training rows,
-    so the scores are as honest as for frozen embeddings.
+    so the scores are as honest as for frozen embeddings. Rows after the answers are copies of the
+    answers `copied_from` names; a copy is fitted only in the folds that fit its original.
     """
+    copied_from = np.zeros(0, dtype=int) if copied_from is None else copied_from
     labels = np.array(sub_reasons)
-    n_folds = min(config.folds, _smallest_class(labels))
+    answers = len(labels) - len(copied_from)
+    n_folds = min(config.folds, _smallest_class(labels[:answers]))
     folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=config.seed)
-    logits = np.zeros((len(labels), len(taxonomy.sub_reason_names)))
-    truth = np.array([taxonomy.sub_reason_names.index(s) for s in labels])
-    for fold, (train_rows, test_rows) in enumerate(folds.split(np.zeros(len(labels)), labels), 1):
-        embeddings = embed(train_rows)
-        head = fit_head(embeddings[train_rows], labels[train_rows], taxonomy.sub_reason_names, config)
+    logits = np.zeros((answers, len(taxonomy.sub_reason_names)))
+    truth = np.array([taxonomy.sub_reason_names.index(s) for s in labels[:answers]])
+    for fold, (train_rows, test_rows) in enumerate(folds.split(np.zeros(answers), labels[:answers]), 1):
+        fitted_rows = np.concatenate([train_rows, answers + np.flatnonzero(np.isin(copied_from, train_rows))])
+        embeddings = embed(fitted_rows)
+        head = fit_head(embeddings[fitted_rows], labels[fitted_rows], taxonomy.sub_reason_names, config)
         logits[test_rows] = head.logits(embeddings[test_rows])
         if on_progress:
             probabilities = head.predict_proba(embeddings[test_rows])[np.arange(len(test_rows)), truth[test_rows]]
             on_progress("cross-validation", fold, n_folds, float(-np.log(np.clip(probabilities, 1e-12, None)).mean()))
     return logits
+
+
+def diacritic_free_copies(texts: Sequence[str], share: float, seed: int) -> tuple[np.ndarray, list[str]]:
+    """(the row each copy comes from, the copies): a seeded `share` of the answers that change without their diacritics."""
+    random = np.random.default_rng(seed)
+    rows, copies = [], []
+    for row, text in enumerate(texts):
+        plain = strip_diacritics(text)
+        if plain != text and random.random() < share:
+            rows.append(row)
+            copies.append(plain)
+    return np.array(rows, dtype=int), copies
 
 
 def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy, config: TrainingConfig) -> dict:
@@ -135,11 +153,14 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
+    copied_from, copies = diacritic_free_copies(data.texts, config.diacritic_free_copies, config.seed)
+    texts = list(data.texts) + copies  # every row the encoder and head are fitted on
+    fitted_sub_reasons = sub_reasons + [sub_reasons[row] for row in copied_from]
     char_ngrams, ngrams = None, None
-    if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from all training answers (labels unused)
+    if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from the answers as written (labels unused)
         unfitted = CharNgrams(weight=config.char_ngram_weight)
-        counts = unfitted.count(data.texts)
-        char_ngrams = unfitted.fit_counts(counts)
+        counts = unfitted.count(texts)
+        char_ngrams = unfitted.fit_counts(counts[:len(data)])
         ngrams = char_ngrams.weigh(counts)
 
     def features(embeddings: np.ndarray) -> np.ndarray | sp.csr_matrix:
@@ -148,34 +169,35 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
     report = on_progress or (lambda *_: None)
     if fine_tuning:
-        classes = np.array([taxonomy.sub_reason_names.index(s) for s in sub_reasons])
+        classes = np.array([taxonomy.sub_reason_names.index(s) for s in fitted_sub_reasons])
 
         def tuned(rows: np.ndarray, stage: str) -> TorchUSE:
             return fine_tune(
-                [data.texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
+                [texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
                 config.fine_tune_learning_rate, config.batch_size, seed=config.seed, threads=threads,
                 on_epoch=lambda epoch, total, loss: report(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss),
             )
 
         def embed(rows: np.ndarray) -> np.ndarray:
-            return features(embed_with(tuned(rows, "cross-validation fold"), data.texts))
+            return features(embed_with(tuned(rows, "cross-validation fold"), texts))
 
-        logits = cross_validated_logits(embed, sub_reasons, taxonomy, config, on_progress)
-        encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
-        head_input = features(encoder.encode(data.texts))  # from the stored weights, exactly as they will be served
+        logits = cross_validated_logits(embed, fitted_sub_reasons, taxonomy, config, on_progress, copied_from)
+        encoder = load_encoder(str(tuned(np.arange(len(texts)), "final model").save(_scratch_folder())), threads=threads)
+        head_input = features(encoder.encode(texts))  # from the stored weights, exactly as they will be served
     else:
         encoder = load_encoder(config.encoder, threads=threads)
-        report(f"encoding {len(data)} answers", 0, 1, None)
-        head_input = features(encoder.encode(data.texts))
-        logits = cross_validated_logits(lambda rows: head_input, sub_reasons, taxonomy, config, on_progress)
+        report(f"encoding {len(texts)} answers", 0, 1, None)
+        head_input = features(encoder.encode(texts))
+        logits = cross_validated_logits(lambda rows: head_input, fitted_sub_reasons, taxonomy, config, on_progress, copied_from)
     calibration = calibrate(logits, data.categories, taxonomy, config)
-    head = fit_head(head_input, sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    head = fit_head(head_input, fitted_sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
     report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
         "encoder_fine_tuned": fine_tuning,
         "rows": len(data),
+        "diacritic_free_copies": len(copies),
         "rows_per_category": data.counts(),
         "categories": list(CATEGORIES),
         "sub_reasons": taxonomy.sub_reason_names,
