@@ -2,7 +2,8 @@
 
     python bench/accuracy.py [--json bench/results/accuracy.json] [--models setfit,tfidf-logreg] [--limit 200]
 
-Data: the project's held-out split (`labels/heldout`, 7 languages, written) and, where present,
+Data: the project's held-out split (`labels/heldout`, 7 languages, written), its answers that have
+diacritics typed without them (as customers on phones and foreign keyboards do), and, where present,
 two real English sets read from `../shared/data` (never copied or trained on): laptop-review
 complaints (`absa_laptops_dev.csv`, research licence) and airline complaint tweets
 (`airline_tweets_reasons.csv`, non-commercial; also consulted while developing, so it is marked dev). Peers, all trained on the same `labels/train` plus
@@ -28,6 +29,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
+from reason_classifier.diacritics import strip_diacritics  # noqa: E402
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy  # noqa: E402
 from training.corpus import HELDOUT_PATH, TRAIN_PATH, LabelledSet, read_labelled, taxonomy_examples  # noqa: E402
@@ -67,6 +70,12 @@ def read_real(file_name: str) -> LabelledSet | None:
     with open(path, encoding="utf-8", newline="") as file:
         rows = list(csv.DictReader(file))
     return LabelledSet(tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(path),))
+
+
+def typed_without_diacritics(data: LabelledSet) -> LabelledSet:
+    """The answers of `data` that have diacritics, typed without them: same meaning, same labels."""
+    examples = tuple(replace(e, text=strip_diacritics(e.text)) for e in data.examples if strip_diacritics(e.text) != e.text)
+    return LabelledSet(examples, tuple(f"{source} (answers with diacritics, typed without them)" for source in data.sources))
 
 
 def zero_shot(taxonomy: Taxonomy, encoder_name: str):
@@ -140,7 +149,8 @@ def main() -> None:
     train = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
     if arguments.limit:
         train = subsample(train, arguments.limit)
-    datasets = {"heldout (labels/heldout)": read_labelled(HELDOUT_PATH, taxonomy)}
+    heldout = read_labelled(HELDOUT_PATH, taxonomy)
+    datasets = {"heldout (labels/heldout)": heldout, "heldout without diacritics": typed_without_diacritics(heldout)}
     for data_name, file_name in REAL_SETS.items():
         if (real := read_real(file_name)) is not None:
             datasets[data_name] = real

@@ -3,8 +3,8 @@
 Customers type on phones and foreign keyboards: "nie dziala" for "nie działa", "tres cher" for
 "très cher", "Kundigung" for "Kündigung". Leaving one writing round out of training, removing the
 diacritics from its answers cost the previous default 6 points of macro-F1 in Polish (README).
-The character n-grams therefore read answers without diacritics, and training also fits on
-diacritic-free copies of answers, so the encoder learns that both spellings mean the same.
+The character n-grams therefore read answers without diacritics, and the head is also fitted
+on diacritic-free copies of training answers (their embeddings differ from the originals').
 """
 
 from __future__ import annotations

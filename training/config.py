@@ -22,9 +22,9 @@ class TrainingConfig:
     use_taxonomy_examples (bool, True): add the taxonomy's seed examples to the training data.
     char_ngram_weight (float, 4.0): weight of the IDF-weighted, hashed character n-grams read by the head
         beside the embedding (see `reason_classifier.char_ngrams`); 0 leaves them out.
-    diacritic_free_copies (float, 0.5): share of the training answers with diacritics that are also fitted
-        without them ("nie dziala" beside "nie działa"), as customers often type; each copy stays on its
-        original's side of every cross-validation split. 0 fits the answers as written only.
+    diacritic_free_copies (float, 0.5): share of the training answers with diacritics that the head also
+        fits without them ("nie dziala" beside "nie działa"), as customers often type; each copy stays on its
+        original's side of every cross-validation split. The encoder is fine-tuned on the answers as written.
     fine_tune_epochs (int, 2): epochs of fine-tuning the multilingual encoder's dense and convolution layers
         before the head is fitted; 0 keeps it frozen. Other encoders are always used frozen.
     fine_tune_learning_rate (float, 1e-4): AdamW learning rate of that fine-tuning.
