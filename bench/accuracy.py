@@ -74,7 +74,7 @@ def read_real(file_name: str) -> LabelledSet | None:
 
 def typed_without_diacritics(data: LabelledSet) -> LabelledSet:
     """The answers of `data` that have diacritics, typed without them: same meaning, same labels."""
-    examples = tuple(replace(e, text=strip_diacritics(e.text)) for e in data.examples if strip_diacritics(e.text) != e.text)
+    examples = tuple(replace(e, text=plain) for e in data.examples if (plain := strip_diacritics(e.text)) != e.text)
     return LabelledSet(examples, tuple(f"{source} (answers with diacritics, typed without them)" for source in data.sources))
 
 

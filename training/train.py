@@ -154,7 +154,7 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
     copied_from, copies = diacritic_free_copies(data.texts, config.diacritic_free_copies, config.seed)
-    texts = list(data.texts) + copies  # every row the encoder and head are fitted on
+    texts = list(data.texts) + copies  # every row the head is fitted on; the encoder is fine-tuned on the answers
     fitted_sub_reasons = sub_reasons + [sub_reasons[row] for row in copied_from]
     char_ngrams, ngrams = None, None
     if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from the answers as written (labels unused)
