@@ -117,6 +117,8 @@ def test_bad_labels_name_the_file_and_row(tmp_path):
 def test_invalid_training_options_are_refused_with_the_value():
     with pytest.raises(ValueError, match="regularisation must be positive, got -1"):
         TrainingConfig(regularisation=-1)
+    with pytest.raises(ValueError, match=r"diacritic_free_copies must be a share in \[0, 1\], got 1.5"):
+        TrainingConfig(diacritic_free_copies=1.5)
     with pytest.raises(ValueError, match="unknown training option"):
         TrainingConfig.from_dict({"learning_rate": 0.1})
 
