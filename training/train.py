@@ -169,11 +169,11 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
     report = on_progress or (lambda *_: None)
     if fine_tuning:
-        classes = np.array([taxonomy.sub_reason_names.index(s) for s in fitted_sub_reasons])
+        classes = np.array([taxonomy.sub_reason_names.index(s) for s in sub_reasons])
 
         def tuned(rows: np.ndarray, stage: str) -> TorchUSE:
             return fine_tune(
-                [texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
+                [data.texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
                 config.fine_tune_learning_rate, config.batch_size, seed=config.seed, threads=threads,
                 on_epoch=lambda epoch, total, loss: report(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss),
             )
