@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import platform
 import sys
@@ -144,6 +145,8 @@ def main() -> None:
                         help=f"comma-separated subset of {','.join(MODELS)} (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="train on a stratified sample of this many rows, SetFit for at most limit/2 steps (smoke runs only)")
     arguments = parser.parse_args()
+    if "setfit" in arguments.models and importlib.util.find_spec("setfit") is None:
+        parser.error('the setfit peer needs the setfit package: pip install -e ".[bench]", or leave it out with --models')
 
     taxonomy = Taxonomy.load()
     train = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
