@@ -402,3 +402,16 @@ def test_a_partial_last_period_is_said_and_until_reports_up_to_the_last_complete
     complete = compute_trends(path, TrendOptions(until=date(2026, 6, 30))).document
     assert [p.period for p in complete.periods] == ["2026-05", "2026-06"]
     assert not any("is partial" in n for n in complete.notes)
+
+
+def test_a_span_of_more_periods_than_can_be_listed_is_refused_with_the_span(tmp_path):
+    export = write_export(tmp_path / "e.csv", [row("2026-02-10")])
+    with pytest.raises(InputError, match=r"1686-01-01 to 2026-02-10 is 4,082 months"):
+        compute_trends(export, TrendOptions(since=date(1686, 1, 1)))
+    assert [p.period for p in compute_trends(export, TrendOptions(since=date(2016, 3, 1), period="month")).document.periods][:2] == ["2016-03", "2016-04"]
+
+
+def test_periods_are_counted_as_they_are_listed():
+    for period in Period:
+        for first, last in [(date(2024, 12, 30), date(2026, 1, 4)), (date(2026, 3, 31), date(2026, 4, 1)), (date(2020, 1, 1), date(2020, 1, 1))]:
+            assert period.count_between(first, last) == len(period.starts_between(first, last)), (period, first, last)

@@ -34,6 +34,8 @@ from .options import AUTO, Segment, TrendOptions
 from .periods import Period
 from .sources import ROW, TrendSource, connect, open_source, quote_identifier, quote_literal
 
+MAX_PERIODS = 520  # ten years of weeks
+
 UNCLASSIFIED = "unclassified"
 NO_SUB_REASON = "(none)"
 NO_VALUE = "(none)"
@@ -298,10 +300,15 @@ def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
 
 
 def _period_bounds(options: TrendOptions, summary: dict[str, Any]) -> tuple[date | None, date | None]:
+    """The first and last day reported; a span of more than MAX_PERIODS periods (say since=1686-01-01,
+    every empty period listed) is refused rather than computed for minutes."""
     first = options.since or summary["first_day"]
     last = options.until or summary["last_day"]
     if first is None or last is None:
         return None, None
+    if (count := options.period.count_between(first, last)) > MAX_PERIODS:
+        raise InputError(f"{first} to {last} is {count:,} {options.period.value}s; at most {MAX_PERIODS} periods are "
+                         f"reported: narrow since/until or choose a longer period")
     return first, last
 
 

@@ -51,6 +51,13 @@ class Period(str, Enum):
             return f"{start.year}-{start.month:02d}"
         return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
 
+    def count_between(self, first: date, last: date) -> int:
+        """How many periods `starts_between` would list, without listing them."""
+        a, b = self.start_of(first), self.start_of(last)
+        if self is Period.WEEK:
+            return (b - a).days // 7 + 1
+        return ((b.year - a.year) * 12 + b.month - a.month) // (1 if self is Period.MONTH else 3) + 1
+
     def starts_between(self, first: date, last: date) -> list[date]:
         """Every period start from the period holding `first` to the one holding `last`, in order."""
         starts, current, last_start = [], self.start_of(first), self.start_of(last)
