@@ -114,8 +114,15 @@ def setfit_peer(train: LabelledSet, seed: int = 0, max_steps: int = SETFIT_MAX_S
 
 
 def minilm_finetune_peer(train: LabelledSet, seed: int = 0, epochs: int = FINETUNE["epochs"]):
+    predict_proba, config = minilm_finetune(train, seed, epochs)
+    return (lambda texts: [CATEGORIES[i] for i in predict_proba(texts).argmax(axis=1)]), config
+
+
+def minilm_finetune(train: LabelledSet, seed: int = 0, epochs: int = FINETUNE["epochs"]):
+    """The plain fine-tune as ``(predict_proba, config)``: texts to an (n, 5) array of category probabilities."""
     import time
 
+    import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -156,19 +163,18 @@ def minilm_finetune_peer(train: LabelledSet, seed: int = 0, epochs: int = FINETU
     model.eval()
 
     @torch.inference_mode()
-    def predict(texts: list[str]) -> list[str]:
+    def predict_proba(texts: list[str]) -> np.ndarray:
         # batches of similar length pad less (sentence-transformers, and so SetFit, do the same)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        predicted: list[str] = [""] * len(texts)
+        probabilities = np.zeros((len(texts), len(CATEGORIES)))
         for start in range(0, len(order), 64):
             rows = order[start:start + 64]
             batch = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
                               max_length=settings["max_length"], return_tensors="pt")
-            for row, label in zip(rows, model(**batch).logits.argmax(dim=-1).tolist()):
-                predicted[row] = CATEGORIES[label]
-        return predicted
+            probabilities[rows] = torch.softmax(model(**batch).logits, dim=-1).numpy()
+        return probabilities
 
     config = {"package": "transformers", "body": "all-MiniLM-L6-v2 (local folder)",
               "model": type(model).__name__, **settings, "steps_trained": steps, "steps_planned": total,
               "stopped_by_time_bound": stopped_early}
-    return predict, config
+    return predict_proba, config
