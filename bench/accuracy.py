@@ -74,6 +74,11 @@ def read_real(file_name: str) -> LabelledSet | None:
     return LabelledSet(tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(path),))
 
 
+def read_real_sets() -> dict[str, LabelledSet]:
+    """Every real development set that is here, by its name in REAL_SETS."""
+    return {name: real for name, file_name in REAL_SETS.items() if (real := read_real(file_name)) is not None}
+
+
 def typed_without_diacritics(data: LabelledSet) -> LabelledSet:
     """The answers of `data` that have diacritics, typed without them: same meaning, same labels."""
     examples = tuple(replace(e, text=plain) for e in data.examples if (plain := strip_diacritics(e.text)) != e.text)
@@ -154,10 +159,8 @@ def main() -> None:
     if arguments.limit:
         train = subsample(train, arguments.limit)
     heldout = read_labelled(HELDOUT_PATH, taxonomy)
-    datasets = {"heldout (labels/heldout)": heldout, "heldout without diacritics": typed_without_diacritics(heldout)}
-    for data_name, file_name in REAL_SETS.items():
-        if (real := read_real(file_name)) is not None:
-            datasets[data_name] = real
+    datasets = {"heldout (labels/heldout)": heldout, "heldout without diacritics": typed_without_diacritics(heldout),
+                **read_real_sets()}
 
     default = ReasonClassifier.load() if {"zero-shot", "default"} & set(arguments.models) else None
     builders = {

@@ -26,7 +26,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import REAL_SETS, SEED, read_real  # noqa: E402
+from bench.accuracy import SEED, read_real_sets  # noqa: E402
 from bench.peers import minilm_finetune  # noqa: E402
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, Taxonomy  # noqa: E402
@@ -47,10 +47,7 @@ def main() -> None:
 
     taxonomy = Taxonomy.load()
     train = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
-    datasets = {"heldout, English (labels/heldout)": english(read_labelled(HELDOUT_PATH, taxonomy))}
-    for data_name, file_name in REAL_SETS.items():
-        if (real := read_real(file_name)) is not None:
-            datasets[data_name] = real
+    datasets = {"heldout, English (labels/heldout)": english(read_labelled(HELDOUT_PATH, taxonomy)), **read_real_sets()}
 
     Console(stderr=True).print(f"fine-tuning the MiniLM expert on {len(train)} rows")
     started = time.perf_counter()
