@@ -47,7 +47,7 @@ from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.diacritics import strip_diacritics  # noqa: E402
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy  # noqa: E402
-from training.corpus import HELDOUT_PATH, TRAIN_PATH, LabelledSet, read_labelled, taxonomy_examples  # noqa: E402
+from training.corpus import HELDOUT_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
 from training.evaluate import score  # noqa: E402
 
 from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer  # noqa: E402
@@ -155,7 +155,7 @@ def main() -> None:
         parser.error('the setfit peer needs the setfit package: pip install -e ".[bench]", or leave it out with --models')
 
     taxonomy = Taxonomy.load()
-    train = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
+    train = default_training_set(taxonomy)
     if arguments.limit:
         train = subsample(train, arguments.limit)
     heldout = read_labelled(HELDOUT_PATH, taxonomy)

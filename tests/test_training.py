@@ -14,7 +14,7 @@ from reason_classifier.errors import InputError
 from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.taxonomy import Taxonomy
 from training.config import TrainingConfig
-from training.corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
+from training.corpus import HELDOUT_PATH, default_training_set, read_labelled
 from training.train import cross_validated_logits, diacritic_free_copies, train
 
 TINY = [
@@ -129,7 +129,7 @@ def _normalised(text: str) -> str:
 
 def test_heldout_answers_never_appear_in_training_data():
     taxonomy = Taxonomy.load()
-    seen = {_normalised(t) for t in (read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)).texts}
+    seen = {_normalised(t) for t in default_training_set(taxonomy).texts}
     leaked = [t for t in read_labelled(HELDOUT_PATH, taxonomy).texts if _normalised(t) in seen]
     assert leaked == []
 
@@ -138,7 +138,7 @@ def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
     taxonomy = Taxonomy.load()
     classifier = ReasonClassifier.load(DEFAULT_MODEL_PATH, detect_language=False)
     assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m training.build_default"
-    expected = (read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)).fingerprint()
+    expected = default_training_set(taxonomy).fingerprint()
     assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
 
 

@@ -86,6 +86,11 @@ def taxonomy_examples(taxonomy: Taxonomy) -> LabelledSet:
     return LabelledSet(tuple(taxonomy.examples()), ("taxonomy seed examples",))
 
 
+def default_training_set(taxonomy: Taxonomy) -> LabelledSet:
+    """The rows the shipped default learns from (labels/train and the seeds its config adds), which every peer shares."""
+    return read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
+
+
 def _display(path: Path) -> str:
     """Paths inside the repository are recorded relative to it, so a model folder does not name a developer's disk."""
     resolved = path.resolve()
