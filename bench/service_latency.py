@@ -94,7 +94,7 @@ def start_server(port: int) -> subprocess.Popen:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REASON_CLASSIFIER_SERVICE_")}
     environment["REASON_CLASSIFIER_SERVICE_LOG_LEVEL"] = "warning"
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120

@@ -1,6 +1,6 @@
 """Rebuild the default model shipped in `reason_classifier/default_model` from the project's own corpus.
 
-    python -m training.build_default
+    python -m reason_classifier.training.build_default
 
 Trains on `labels/train/` plus the taxonomy's seed examples, measures on `labels/heldout/`
 (never trained or tuned on), and writes the folder with its metrics and model card. The real
@@ -18,14 +18,14 @@ from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.taxonomy import Taxonomy
 
 from .config import TrainingConfig
-from .corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled
+from .corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled
 from .train import train_evaluate_save
 
 DEFAULT_NAME = "reason-classifier-default"
 
 
 def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = None) -> dict:
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     _, metrics = train_evaluate_save(
         read_labelled(TRAIN_PATH, taxonomy), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout", taxonomy,
         output, config, name=DEFAULT_NAME,
