@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query
 from reason_classifier.errors import ReasonClassifierError
 
 from .errors import ApiError
+from .responses import json_response
 
 if TYPE_CHECKING:
     from .app import ServiceState
@@ -45,8 +46,6 @@ def trends_router(state: ServiceState) -> APIRouter:
         from reason_classifier.database import database_url
         from reason_classifier.trends import TrendOptions, compute_trends
 
-        from .routes import _json
-
         if not state.settings.store:
             raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
         try:
@@ -67,6 +66,6 @@ def trends_router(state: ServiceState) -> APIRouter:
             if "no such file" in message:
                 raise ApiError(404, "no_store", "nothing has been stored yet") from None
             raise ApiError(422, "invalid_request", message) from None
-        return _json(document)
+        return json_response(document)
 
     return router
