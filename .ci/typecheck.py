@@ -55,16 +55,28 @@ def lay_out(folders: dict[str, str]) -> None:
 def main() -> int:
     folders = package_folders()
     lay_out(folders)
-    command = [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
-               "--cache-dir", str(ROOT / ".mypy_cache"), "-p", "reason_classifier", *sys.argv[1:]]
+    command = [
+        sys.executable,
+        "-m",
+        "mypy",
+        "--config-file",
+        str(ROOT / "pyproject.toml"),
+        "--cache-dir",
+        str(ROOT / ".mypy_cache"),
+        "-p",
+        "reason_classifier",
+        *sys.argv[1:],
+    ]
     completed = subprocess.run(command, cwd=TREE, stdout=subprocess.PIPE, text=True)
     # The longest installed path first, so that reason_classifier/training/ is not read as the library's.
-    renames = sorted(((package.replace(".", "/") + "/", folder + "/") for package, folder in folders.items()),
-                     key=lambda pair: -len(pair[0]))
+    renames = sorted(
+        ((package.replace(".", "/") + "/", folder + "/") for package, folder in folders.items()),
+        key=lambda pair: -len(pair[0]),
+    )
     for line in completed.stdout.splitlines():
         for installed, folder in renames:
             if line.startswith(installed):
-                line = folder + line[len(installed):]
+                line = folder + line[len(installed) :]
                 break
         print(line)
     return completed.returncode

@@ -107,7 +107,12 @@ class ReasonClassifier:
         if encoder_folder is not None:
             self.config.encoder = ENCODER_FOLDER
         return write_model_folder(
-            path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card,
+            path,
+            self.config,
+            self.taxonomy.to_yaml(),
+            self.head,
+            metrics,
+            card,
             extra_files={ENCODER_FOLDER: encoder_folder} if encoder_folder is not None else None,
             char_ngrams=self.char_ngrams,
         )

@@ -122,7 +122,9 @@ class SentenceTransformerEncoder:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as error:
-            raise EncoderError(f"{name_or_path}: sentence-transformers and torch are needed for this encoder") from error
+            raise EncoderError(
+                f"{name_or_path}: sentence-transformers and torch are needed for this encoder"
+            ) from error
         if threads:
             torch.set_num_threads(threads)
         local = Path(name_or_path).expanduser()
@@ -133,9 +135,13 @@ class SentenceTransformerEncoder:
                 self._model = SentenceTransformer(name_or_path, device="cpu")
         except Exception as error:
             where = "folder" if local.exists() else "name (not a local folder; a hub name needs network access)"
-            raise EncoderError(f"cannot load sentence-transformers model from {where} {name_or_path!r}: {error}") from error
+            raise EncoderError(
+                f"cannot load sentence-transformers model from {where} {name_or_path!r}: {error}"
+            ) from error
         self.name = name_or_path
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
         self.dimension = int(dimension())
         self.batch_size = batch_size
 

@@ -47,7 +47,7 @@ class LinearHead:
         start = 0
         for block in blocks:
             width = block.shape[1]
-            scores += np.asarray(block @ self._coef_by_column[start:start + width])
+            scores += np.asarray(block @ self._coef_by_column[start : start + width])
             start += width
         return scores
 

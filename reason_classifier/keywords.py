@@ -47,11 +47,74 @@ _ENGLISH = set(
     also got get gets even still one lot lots much many thing things bit see went ever since yet back way well
     anyway actually maybe though""".split()
 )
-_KEEP = {"cher", "chère", "chers", "chères", "problème", "problèmes", "problema", "problemas", "problem", "problemy",
-         "teuer", "caro", "cara", "drogo", "drogi", "drogie", "preis", "precio", "prix", "cena", "soporte", "support",
-         "service", "servicio", "serwis", "obsługa", "kunden", "cliente", "client", "klient", "fehler", "error", "erreur",
-         "błąd", "lento", "lent", "langsam", "wolno", "valeur", "valor", "wert", "gratis", "gratuit", "kostenlos", "darmowy"}
-_LANGUAGES = ("pl", "de", "es", "fr", "it", "pt", "nl", "sv", "da", "no", "fi", "cs", "sk", "ru", "uk", "tr", "zh", "ja", "ko")
+_KEEP = {
+    "cher",
+    "chère",
+    "chers",
+    "chères",
+    "problème",
+    "problèmes",
+    "problema",
+    "problemas",
+    "problem",
+    "problemy",
+    "teuer",
+    "caro",
+    "cara",
+    "drogo",
+    "drogi",
+    "drogie",
+    "preis",
+    "precio",
+    "prix",
+    "cena",
+    "soporte",
+    "support",
+    "service",
+    "servicio",
+    "serwis",
+    "obsługa",
+    "kunden",
+    "cliente",
+    "client",
+    "klient",
+    "fehler",
+    "error",
+    "erreur",
+    "błąd",
+    "lento",
+    "lent",
+    "langsam",
+    "wolno",
+    "valeur",
+    "valor",
+    "wert",
+    "gratis",
+    "gratuit",
+    "kostenlos",
+    "darmowy",
+}
+_LANGUAGES = (
+    "pl",
+    "de",
+    "es",
+    "fr",
+    "it",
+    "pt",
+    "nl",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "cs",
+    "sk",
+    "ru",
+    "uk",
+    "tr",
+    "zh",
+    "ja",
+    "ko",
+)
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +139,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text)):
         run, word = match.group(1), match.group(2)
         if run:
-            grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+            grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
             for gram in grams:
                 if gram in stops or any(char in _FUNCTION_CHARACTERS for char in gram):
                     continue

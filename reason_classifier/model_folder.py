@@ -100,8 +100,12 @@ def write_model_folder(
             copy(source, staging / name)
         config.format_version = FORMAT_VERSION
         config.checksums = {name: file_sha256(staging / name) for name in _checked_files(staging)}
-        (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (staging / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / CONFIG_FILE).write_text(
+            json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (staging / METRICS_FILE).write_text(
+            json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if path.exists():
             retired = path.with_name(f".{path.name}.old")
@@ -167,7 +171,9 @@ def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:
     try:
         return CharNgrams.from_dict(config.char_ngrams, idf=idf)
     except (KeyError, TypeError, ValueError) as error:
-        raise ModelFolderError(f"model folder {path}: the char_ngrams settings in {CONFIG_FILE} are not usable: {error}") from error
+        raise ModelFolderError(
+            f"model folder {path}: the char_ngrams settings in {CONFIG_FILE} are not usable: {error}"
+        ) from error
 
 
 def _read_config(path: Path) -> ModelConfig:
@@ -186,12 +192,15 @@ def _read_config(path: Path) -> ModelConfig:
     try:
         return ModelConfig(**raw)
     except TypeError as error:
-        raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}") from error
+        raise ModelFolderError(
+            f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}"
+        ) from error
 
 
 def _checked_files(folder: Path) -> list[str]:
     return sorted(
-        str(file.relative_to(folder)) for file in folder.rglob("*")
+        str(file.relative_to(folder))
+        for file in folder.rglob("*")
         if file.is_file() and str(file.relative_to(folder)) not in UNCHECKED_FILES
     )
 

@@ -57,7 +57,9 @@ def detect_format(path: str | Path, explicit: str | SurveyFormat | None = None) 
         try:
             return SurveyFormat(explicit)
         except ValueError:
-            raise InputError(f"unknown format {explicit!r}; use one of {', '.join(f.value for f in SurveyFormat)}") from None
+            raise InputError(
+                f"unknown format {explicit!r}; use one of {', '.join(f.value for f in SurveyFormat)}"
+            ) from None
     suffix = Path(path).suffix.lower()
     if suffix == ".xls":
         raise InputError(f"{path}: old .xls workbooks are not supported; save it as .xlsx or CSV")
@@ -65,7 +67,9 @@ def detect_format(path: str | Path, explicit: str | SurveyFormat | None = None) 
         return _EXTENSIONS[suffix]
     except KeyError:
         known = ", ".join(sorted(_EXTENSIONS))
-        raise InputError(f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; use {known} or --format") from None
+        raise InputError(
+            f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; use {known} or --format"
+        ) from None
 
 
 @dataclass
@@ -113,8 +117,13 @@ class SurveyReader(ABC):
 class DelimitedReader(SurveyReader):
     """CSV and TSV; quoted fields may hold commas, quotes and line breaks. Every cell is kept as a string."""
 
-    def __init__(self, path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8-sig",
-                 delimiter: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        encoding: str = "utf-8-sig",
+        delimiter: str | None = None,
+    ) -> None:
         super().__init__(path, chunk_rows)
         self.encoding = encoding
         try:
@@ -150,10 +159,14 @@ class DelimitedReader(SurveyReader):
                     fields = (fields + [""] * width)[:width]
                 rows.append(fields)
                 if len(rows) == self.chunk_rows:
-                    yield Chunk(pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems)
+                    yield Chunk(
+                        pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems
+                    )
                     rows, problems = [], {}
             if rows or row_number == 0:
-                yield Chunk(pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems)
+                yield Chunk(
+                    pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems
+                )
         except csv.Error as error:
             raise InputError(f"{self.path}, line {self._reader.line_num}: cannot parse CSV: {error}") from None
         finally:
@@ -190,7 +203,7 @@ def _decoded_lines(binary: BinaryIO, encoding: str, path: Path) -> Iterator[str]
             pending += decoder.decode(raw)
         except UnicodeDecodeError as error:
             raise InputError(
-                f"{path}, line {number}: bytes {raw[error.start:error.end]!r} are not valid {encoding}; "
+                f"{path}, line {number}: bytes {raw[error.start : error.end]!r} are not valid {encoding}; "
                 "pass the file's encoding with --encoding (for example cp1252, latin-1 or utf-16)"
             ) from None
         *complete, pending = pending.split("\n")
@@ -243,9 +256,14 @@ class JsonLinesReader(SurveyReader):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    record, problems[len(records)] = {}, f"line {line_number} is not valid JSON ({error.msg}): {line.rstrip()!r}"
+                    record, problems[len(records)] = (
+                        {},
+                        f"line {line_number} is not valid JSON ({error.msg}): {line.rstrip()!r}",
+                    )
                 if not isinstance(record, dict):
-                    problems[len(records)] = f"line {line_number} is a JSON {type(record).__name__}, not an object: {line.rstrip()!r}"
+                    problems[len(records)] = (
+                        f"line {line_number} is a JSON {type(record).__name__}, not an object: {line.rstrip()!r}"
+                    )
                     record = {}
                 records.append(record)
                 if len(records) == self.chunk_rows:
@@ -334,8 +352,13 @@ class ExcelReader(SurveyReader):
             self._book.close()
 
 
-def open_reader(path: str | Path, fmt: SurveyFormat, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                encoding: str = "utf-8-sig", sheet: str | None = None) -> SurveyReader:
+def open_reader(
+    path: str | Path,
+    fmt: SurveyFormat,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    encoding: str = "utf-8-sig",
+    sheet: str | None = None,
+) -> SurveyReader:
     if fmt in (SurveyFormat.CSV, SurveyFormat.TSV):
         return DelimitedReader(path, chunk_rows, encoding, "\t" if fmt is SurveyFormat.TSV else None)
     if fmt is SurveyFormat.JSONL:
@@ -422,7 +445,9 @@ class ParquetWriter(SurveyWriter):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        arrow = pa.Table.from_pandas(table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False)
+        arrow = pa.Table.from_pandas(
+            table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False
+        )
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.temporary, arrow.schema)
         self._writer.write_table(arrow.cast(self._writer.schema))

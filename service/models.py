@@ -16,21 +16,42 @@ class ClassifyRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": "Too expensive for a team of three", "customer_id": "c-1042", "plan": "pro", "mrr": 79.0}]},
+        json_schema_extra={
+            "examples": [
+                {"text": "Too expensive for a team of three", "customer_id": "c-1042", "plan": "pro", "mrr": 79.0}
+            ]
+        },
     )
 
-    text: str = Field(description="The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default).")
-    customer_id: str | None = Field(default=None, max_length=200, description="Carried into the alert and the stored row.")
+    text: str = Field(
+        description="The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default)."
+    )
+    customer_id: str | None = Field(
+        default=None, max_length=200, description="Carried into the alert and the stored row."
+    )
     plan: str | None = Field(default=None, max_length=100, description="The customer's plan; offers may depend on it.")
-    mrr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, description="Monthly recurring revenue of the account; offers may depend on it.")
-    language: LanguageTag | None = Field(default=None, description="The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected.")
-    metadata: dict[str, Any] | None = Field(default=None, description="Anything else to store with the answer (not used to classify).")
+    mrr: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Monthly recurring revenue of the account; offers may depend on it.",
+    )
+    language: LanguageTag | None = Field(
+        default=None,
+        description="The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected.",
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Anything else to store with the answer (not used to classify)."
+    )
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ClassifyRequest] = Field(min_length=1, description="At most `max_batch_items` answers (100 by default).")
+    items: list[ClassifyRequest] = Field(
+        min_length=1, description="At most `max_batch_items` answers (100 by default)."
+    )
 
 
 class OfferOut(BaseModel):
@@ -58,7 +79,9 @@ class Actionability(BaseModel):
 class ClassifyResponse(BaseModel):
     category: str = Field(description="product, pricing, support, market, or other when the model is unsure.")
     sub_reason: str | None
-    confidence: float | None = Field(description="Probability that `category` is right (when abstained: that the best guess would be wrong).")
+    confidence: float | None = Field(
+        description="Probability that `category` is right (when abstained: that the best guess would be wrong)."
+    )
     sub_reason_confidence: float | None
     scores: dict[str, float] = Field(description="Probability of each category, summing to 1.")
     abstained: bool

@@ -32,11 +32,17 @@ def trends_router(state: ServiceState) -> APIRouter:
     one_at_a_time = asyncio.Lock()
     answers: dict[str, tuple[float, Any]] = {}
 
-    @router.get("/trends", response_model=TrendsDocument,
-                responses={404: {"description": "The service has no store configured, or nothing was stored yet."}})
+    @router.get(
+        "/trends",
+        response_model=TrendsDocument,
+        responses={404: {"description": "The service has no store configured, or nothing was stored yet."}},
+    )
     async def trends(
         period: Literal["week", "month", "quarter"] = "month",
-        by: list[str] = Query(default=[], description="Segment column, repeatable: by=plan&by=language; `metadata.KEY` for a key of the stored metadata; `COLUMN:3,12,24` for bands of a number."),
+        by: list[str] = Query(
+            default=[],
+            description="Segment column, repeatable: by=plan&by=language; `metadata.KEY` for a key of the stored metadata; `COLUMN:3,12,24` for bands of a number.",
+        ),
         weight: str | None = Query(default="mrr", description="Column summed as revenue lost; empty for counts only."),
         since: date | None = Query(default=None, description="First day reported (inclusive)."),
         until: date | None = Query(default=None, description="Last day reported (inclusive)."),
@@ -47,10 +53,19 @@ def trends_router(state: ServiceState) -> APIRouter:
         from reason_classifier.trends import TrendOptions, compute_trends
 
         if not state.settings.store:
-            raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
+            raise ApiError(
+                404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends"
+            )
         try:
-            options = TrendOptions(period=period, by=tuple(by), weight=weight or None, since=since, until=until,
-                                   timezone=timezone, examples=0)
+            options = TrendOptions(
+                period=period,
+                by=tuple(by),
+                weight=weight or None,
+                since=since,
+                until=until,
+                timezone=timezone,
+                examples=0,
+            )
             query = repr(options.to_dict())
             async with one_at_a_time:
                 made, document = answers.get(query, (float("-inf"), None))
@@ -58,7 +73,9 @@ def trends_router(state: ServiceState) -> APIRouter:
                     report = await asyncio.to_thread(compute_trends, database_url(state.settings.store), options)
                     document = report.document.model_dump(mode="json")
                     now = time.monotonic()
-                    for stale in [k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds]:
+                    for stale in [
+                        k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds
+                    ]:
                         del answers[stale]
                     answers[query] = (now, document)
         except ReasonClassifierError as error:

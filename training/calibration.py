@@ -24,7 +24,9 @@ def fit_temperature(logits: np.ndarray, category_matrix: np.ndarray, true_catego
 
     def loss(log_temperature: float) -> float:
         probabilities = category_probabilities(logits, category_matrix, float(np.exp(log_temperature)))
-        return float(-np.log(np.clip(probabilities[np.arange(len(true_categories)), true_categories], 1e-12, None)).mean())
+        return float(
+            -np.log(np.clip(probabilities[np.arange(len(true_categories)), true_categories], 1e-12, None)).mean()
+        )
 
     result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
@@ -37,8 +39,15 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BIN
     for low, high in zip(edges[:-1], edges[1:]):
         inside = (confidence > low) & (confidence <= high) if low > 0 else (confidence >= low) & (confidence <= high)
         if inside.any():
-            table.append({"low": round(float(low), 3), "high": round(float(high), 3), "count": int(inside.sum()),
-                          "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            table.append(
+                {
+                    "low": round(float(low), 3),
+                    "high": round(float(high), 3),
+                    "count": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
     return table
 
 
@@ -47,4 +56,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
     if not len(confidence):
         return 0.0
-    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(confidence, correct, bins)) / len(confidence))
+    return float(
+        sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(confidence, correct, bins))
+        / len(confidence)
+    )

@@ -100,7 +100,9 @@ class TrendOptions:
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InputError(f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York") from None
+            raise InputError(
+                f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York"
+            ) from None
         if self.top_movers < 0 or self.examples < 0:
             raise InputError("top_movers and examples must not be negative")
         names = [s.name for s in self.by]

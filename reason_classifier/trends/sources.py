@@ -35,13 +35,15 @@ def connect(timezone: str = "UTC", threads: int = 2, memory_limit: str = "1GB") 
     """An in-memory DuckDB connection that never fetches an extension and reads times in `timezone`."""
     import duckdb
 
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "threads": threads,
-        "memory_limit": memory_limit,
-        "preserve_insertion_order": False,
-    })
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": False,
+        }
+    )
     con.execute(f"SET TimeZone = {quote_literal(timezone)}")
     return con
 
@@ -101,8 +103,10 @@ class DuckDBFileSource(TrendSource):
         path = quote_literal(str(self.path))
         if self.format in (SurveyFormat.CSV, SurveyFormat.TSV):
             delimiter = "\t" if self.format is SurveyFormat.TSV else self._csv_delimiter()
-            return (f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
-                    "quote = '\"', escape = '\"')")
+            return (
+                f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
+                "quote = '\"', escape = '\"')"
+            )
         if self.format is SurveyFormat.JSONL:
             return f"read_json({path}, format = 'newline_delimited', maximum_sample_files = 1, sample_size = 20480)"
         return f"read_parquet({path}, file_row_number = true)"
@@ -197,7 +201,9 @@ class ExcelSource(ChunkedSource):
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         with open_reader(self.path, SurveyFormat.EXCEL, LOAD_CHUNK_ROWS, sheet=self.sheet) as reader:
             for chunk in reader.chunks():
-                frame = pd.DataFrame({c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns})
+                frame = pd.DataFrame(
+                    {c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns}
+                )
                 frame[ROW] = range(chunk.first_row, chunk.first_row + len(chunk.table))
                 yield frame
 
@@ -252,8 +258,13 @@ class StoreSource(ChunkedSource):
                 kind = "text"
             else:
                 column = stored.c[name]
-                kind = ("time" if isinstance(column.type, DateTime) else
-                        "number" if isinstance(column.type, (Float, Integer, Numeric)) else "text")
+                kind = (
+                    "time"
+                    if isinstance(column.type, DateTime)
+                    else "number"
+                    if isinstance(column.type, (Float, Integer, Numeric))
+                    else "text"
+                )
                 if kind == "time" and self.engine.dialect.name == "sqlite":
                     column = type_coerce(column, String())  # parsed below, all at once, as the UTC it is
             selected.append(column.label(name))
