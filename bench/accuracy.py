@@ -31,7 +31,7 @@ import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer  # noqa: E402
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.diacritics import strip_diacritics  # noqa: E402
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
@@ -55,8 +56,6 @@ from reason_classifier.training.corpus import (
     read_labelled,
 )  # noqa: E402
 from reason_classifier.training.evaluate import score  # noqa: E402
-
-from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REAL_SETS = {
@@ -231,7 +230,7 @@ def main() -> None:
         Console(stderr=True).print(f"built {name} in {models[name][1]:.1f} s")
 
     results: dict = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": SEED,
         "python": platform.python_version(),
         "train_rows": len(train),

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -269,7 +269,7 @@ def main() -> None:
     Console(width=220).print(table)
     document = {
         "bench": "discovery",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": SEED,
         "machine": {
             "cpus": os.cpu_count(),

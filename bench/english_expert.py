@@ -17,7 +17,7 @@ import json
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -64,7 +64,7 @@ def main() -> None:
     default = ReasonClassifier.load()
 
     results: dict = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": SEED,
         "python": platform.python_version(),
         "train_rows": len(train),

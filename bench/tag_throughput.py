@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -516,7 +516,7 @@ def main() -> None:
             result = run_worker(
                 models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows
             )
-            result["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             if not result["encoder"].startswith(name):
                 raise RuntimeError(f"expected a {name} model, the worker loaded {result['encoder']}")
             results[name] = {**{k: v for k, v in models[name].items() if k != "model_dir"}, **result}
@@ -525,7 +525,7 @@ def main() -> None:
         results = {name: results[name] for name in ENCODERS if name in results}
         report = {
             "benchmark": "tag_throughput",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "versions": versions(),
             "seed": arguments.seed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -21,7 +21,7 @@ def discover(
         Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")
     ],
     text_column: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--text-column",
             "-c",
@@ -29,13 +29,13 @@ def discover(
         ),
     ] = None,
     encoder: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, all-MiniLM-L6-v2, or a folder."
         ),
     ] = None,
     min_cluster_size: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(min=2, help="Smallest group called a cluster (default: automatic, about sqrt(answers)/2)."),
     ] = None,
     max_sample: Annotated[
@@ -44,23 +44,24 @@ def discover(
     ] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample and of UMAP: same input and seed, same clusters.")] = 0,
     new_below: Annotated[
-        Optional[float],
+        float | None,
         typer.Option(help="Propose `new` for clusters less similar than this (cosine) to every sub-reason."),
     ] = None,
     taxonomy: Annotated[
-        Optional[Path], typer.Option(help="Taxonomy for the proposals (default: labels/taxonomy.yaml).")
+        Path | None, typer.Option(help="Taxonomy for the proposals (default: labels/taxonomy.yaml).")
     ] = None,
     format: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
     ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input.")] = "utf-8-sig",
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
     from reason_classifier.survey_files import detect_format, open_reader
-    from reason_classifier.training.discover import DiscoveryOptions, discover as run_discovery
+    from reason_classifier.training.discover import DiscoveryOptions
+    from reason_classifier.training.discover import discover as run_discovery
 
     try:
         options = DiscoveryOptions(
@@ -139,7 +140,7 @@ def label(
         ),
     ],
     taxonomy: Annotated[
-        Optional[Path], typer.Option(help="Taxonomy to check the review against (default: the one discovery used).")
+        Path | None, typer.Option(help="Taxonomy to check the review against (default: the one discovery used).")
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:

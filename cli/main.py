@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -28,7 +28,7 @@ app = typer.Typer(
 def tag(
     input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
     output_path: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "-o",
             "--output",
@@ -36,7 +36,7 @@ def tag(
         ),
     ] = None,
     text_column: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--text-column",
             "-c",
@@ -44,18 +44,18 @@ def tag(
         ),
     ] = None,
     format: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
     ] = None,
     output_format: Annotated[
-        Optional[str], typer.Option("--output-format", help="Output format (default: from the output's extension).")
+        str | None, typer.Option("--output-format", help="Output format (default: from the output's extension).")
     ] = None,
     encoding: Annotated[
         str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")
     ] = "utf-8-sig",
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
     model: Annotated[
-        Optional[Path], typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")
+        Path | None, typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
@@ -118,12 +118,12 @@ def train(
     ],
     output_path: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
     base: Annotated[
-        Optional[str], typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")
+        str | None, typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")
     ] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="JSON or YAML file of training options.")] = None,
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON or YAML file of training options.")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
     heldout: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training)."),
     ] = None,
 ) -> None:
@@ -169,7 +169,7 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="Model folder, or 'default' for the shipped model.")],
     data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
     output_dir: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -208,7 +208,7 @@ def evaluate(
 @app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
 ) -> None:
     """Classify answers given on the command line and print the predictions as JSON lines."""
     from dataclasses import asdict
@@ -232,13 +232,13 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
     model: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model)."
         ),
     ] = None,
     config: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--config", help="YAML file of service settings (see the README's Service section)."),
     ] = None,
 ) -> None:

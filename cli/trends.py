@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -27,28 +27,28 @@ def trends(
     ],
     period: Annotated[str, typer.Option(help="week (ISO, from Monday), month or quarter.")] = "month",
     by: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Option(
             "--by", help="Segment column, repeatable (plan, contract); COLUMN:3,12,24 cuts a number into bands."
         ),
     ] = None,
     weight: Annotated[
-        Optional[str], typer.Option(help="Revenue column summed as revenue lost (default: a column named mrr, if any).")
+        str | None, typer.Option(help="Revenue column summed as revenue lost (default: a column named mrr, if any).")
     ] = None,
     no_weight: Annotated[
         bool, typer.Option("--no-weight", help="Report counts only, even if there is an mrr column.")
     ] = False,
-    since: Annotated[Optional[str], typer.Option(help="First day reported, YYYY-MM-DD (inclusive).")] = None,
-    until: Annotated[Optional[str], typer.Option(help="Last day reported, YYYY-MM-DD (inclusive).")] = None,
+    since: Annotated[str | None, typer.Option(help="First day reported, YYYY-MM-DD (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last day reported, YYYY-MM-DD (inclusive).")] = None,
     date_column: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Cancellation date column (default: cancelled_at, churned_at, date, created_at, ...)."),
     ] = None,
     date_format: Annotated[
-        Optional[str], typer.Option(help="strptime format for dates that are not ISO 8601, e.g. '%d-%m-%Y %H:%M'.")
+        str | None, typer.Option(help="strptime format for dates that are not ISO 8601, e.g. '%d-%m-%Y %H:%M'.")
     ] = None,
     text_column: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--text-column",
             "-c",
@@ -59,12 +59,12 @@ def trends(
         str, typer.Option(help="Time zone periods are cut in; times without an offset are read as local times of it.")
     ] = "UTC",
     format: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--format", help="Export format when the extension does not say: csv, tsv, jsonl, parquet, excel."
         ),
     ] = None,
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet (default: the first).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet (default: the first).")] = None,
     emerging: Annotated[
         bool,
         typer.Option(
@@ -76,7 +76,7 @@ def trends(
         typer.Option(min=10, help="Most answers of the last period embedded for emerging reasons (a seeded sample)."),
     ] = 2000,
     model: Annotated[
-        Optional[Path], typer.Option(help="Model folder for emerging reasons (default: the shipped model).")
+        Path | None, typer.Option(help="Model folder for emerging reasons (default: the shipped model).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the last period as JSON.")] = False,
 ) -> None:

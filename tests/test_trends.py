@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -340,7 +340,7 @@ def test_parquet_with_typed_columns_and_row_numbers(tmp_path):
 def _store_rows(data: list[dict]) -> list[dict]:
     rows = []
     for i, r in enumerate(data):
-        when = datetime.fromisoformat(r["cancelled_at"].replace("Z", "+00:00")).astimezone(timezone.utc)
+        when = datetime.fromisoformat(r["cancelled_at"].replace("Z", "+00:00")).astimezone(UTC)
         rows.append(
             {
                 "created_at": when,

@@ -6,7 +6,7 @@ import atexit
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +30,8 @@ from .calibration import category_probabilities, expected_calibration_error, fit
 from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
 from .evaluate import evaluate
-from .model_card import model_card
 from .finetune_use import TorchUSE, fine_tune
+from .model_card import model_card
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 
@@ -237,7 +237,7 @@ def train(
         "data_fingerprint": data.fingerprint(),
         "sources": list(data.sources),
         "calibration": calibration,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     model_config = ModelConfig(
         name=name, encoder=config.encoder, abstain_below=abstain_below, training=training_summary

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import write_bytes_atomically
@@ -210,7 +210,7 @@ def _header(document: TrendsDocument) -> str:
         facts.append((f"answers in {last.period}", f"{last.answers:,}"))
         if last.revenue_lost is not None:
             facts.append((f"revenue lost in {last.period}", f"{last.revenue_lost:,.2f}"))
-    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     items = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in document.notes)
     return (
