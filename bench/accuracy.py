@@ -43,19 +43,19 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer  # noqa: E402
-from reason_classifier.classifier import ReasonClassifier  # noqa: E402
-from reason_classifier.diacritics import strip_diacritics  # noqa: E402
-from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
-from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy  # noqa: E402
+from bench.peers import SETFIT_MAX_STEPS, minilm_finetune_peer, setfit_peer
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.diacritics import strip_diacritics
+from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
+from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy
 from reason_classifier.training.corpus import (
     HELDOUT_PATH,
     TAXONOMY_PATH,
     LabelledSet,
     default_training_set,
     read_labelled,
-)  # noqa: E402
-from reason_classifier.training.evaluate import score  # noqa: E402
+)
+from reason_classifier.training.evaluate import score
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REAL_SETS = {

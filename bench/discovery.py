@@ -97,7 +97,7 @@ def mixture(pool: list[dict], size: int, seed: int) -> list[dict]:
 
 def purity(labels: list, truth: list) -> float:
     groups: dict = {}
-    for label, true in zip(labels, truth):
+    for label, true in zip(labels, truth, strict=True):
         groups.setdefault(label, Counter())[true] += 1
     return sum(c.most_common(1)[0][1] for c in groups.values()) / max(len(labels), 1)
 
@@ -105,13 +105,13 @@ def purity(labels: list, truth: list) -> float:
 def agreement(labels: list, rows: list[dict]) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
-    kept = [(label, row) for label, row in zip(labels, rows) if label >= 0]
+    kept = [(label, row) for label, row in zip(labels, rows, strict=True) if label >= 0]
     result = {}
     for field in ("category", "sub_reason"):
         pairs = [(label, row[field]) for label, row in kept if row[field]]
         if len(pairs) < 2:
             continue
-        predicted, truth = zip(*pairs)
+        predicted, truth = zip(*pairs, strict=True)
         result[f"ari_{field}"] = round(adjusted_rand_score(truth, predicted), 3)
         result[f"purity_{field}"] = round(purity(list(predicted), list(truth)), 3)
     return result
@@ -189,7 +189,7 @@ def run(name: str, rows: list[dict], encoder: str) -> dict:
     }
     if all(r["sub_reason"] for r in rows):
         majority: dict = {}
-        for label, row in zip(labels, rows):
+        for label, row in zip(labels, rows, strict=True):
             if label >= 0:
                 majority.setdefault(label, Counter())[row["sub_reason"]] += 1
         nearest = {int(k): v for k, v in measured["nearest"].items()}

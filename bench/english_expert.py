@@ -26,18 +26,18 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import SEED, read_real_sets  # noqa: E402
-from bench.peers import minilm_finetune  # noqa: E402
-from reason_classifier.classifier import ReasonClassifier  # noqa: E402
-from reason_classifier.taxonomy import CATEGORIES, Taxonomy  # noqa: E402
+from bench.accuracy import SEED, read_real_sets
+from bench.peers import minilm_finetune
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.taxonomy import CATEGORIES, Taxonomy
 from reason_classifier.training.corpus import (
     HELDOUT_PATH,
     TAXONOMY_PATH,
     LabelledSet,
     default_training_set,
     read_labelled,
-)  # noqa: E402
-from reason_classifier.training.evaluate import score  # noqa: E402
+)
+from reason_classifier.training.evaluate import score
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 

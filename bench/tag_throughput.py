@@ -23,6 +23,7 @@ Results: a table on the terminal and JSON in bench/results/tag_throughput.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -153,7 +154,9 @@ def generate_export(path: Path, rows: int, seed: int, chunk_rows: int) -> dict:
         "source_answers": len(answers),
         "source_languages": dict(Counter(language for language, _ in answers)),
         # The export is a function of (seed, rows, these texts): a changed corpus gives another export.
-        "source_fingerprint": hashlib.sha256("\x1e".join(f"{l}\x1f{t}" for l, t in answers).encode()).hexdigest(),
+        "source_fingerprint": hashlib.sha256(
+            "\x1e".join(f"{language}\x1f{t}" for language, t in answers).encode()
+        ).hexdigest(),
         "empty_answers": rows - len(non_empty),
         "distinct_answers": len(set(non_empty)),
         "distinct_share": round(len(set(non_empty)) / max(len(non_empty), 1), 4),
@@ -340,10 +343,8 @@ def machine() -> dict:
     except OSError:
         pass
     memory_gib = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
     return {
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -26,6 +26,7 @@ Results: a table on the terminal and JSON in bench/results/trends.json. Run heav
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -90,7 +91,7 @@ def generate_export(path: Path, rows: int, seed: int) -> dict:
     tenure = rng.geometric(1 / 14, rows)
     pool = [examples[s] for s in sub_reasons]
     choice = rng.integers(0, 1_000_000, rows)
-    answers = [pool[p][c % len(pool[p])] for p, c in zip(picks, choice)]
+    answers = [pool[p][c % len(pool[p])] for p, c in zip(picks, choice, strict=True)]
     empty = rng.random(rows) < 0.01
     category = np.array([taxonomy.category_of(s) for s in sub_reasons])[picks]
     sub = np.array(sub_reasons, dtype=object)[picks]
@@ -258,14 +259,12 @@ def run_worker(engine: str, export: Path) -> dict:
 
 def machine() -> dict:
     cpu_model = None
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         cpu_model = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     return {
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model,

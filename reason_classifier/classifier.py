@@ -192,7 +192,7 @@ class ReasonClassifier:
             sub_reason=self.taxonomy.sub_reason_names[columns[pick]],
             confidence=round(confidence, 4),
             sub_reason_confidence=round(float(within[pick]), 4),
-            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p)},
+            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p, strict=True)},
             abstained=abstained,
             language=language,
         )

@@ -96,10 +96,7 @@ class AnswerClusterer:
         self._check_parameters()
         n = len(X)
         rng = np.random.default_rng(self.random_state)
-        if n > self.max_sample:
-            sample = np.sort(rng.choice(n, size=self.max_sample, replace=False))
-        else:
-            sample = np.arange(n)
+        sample = np.sort(rng.choice(n, size=self.max_sample, replace=False)) if n > self.max_sample else np.arange(n)
         self.sample_indices_ = sample
         self.sample_size_ = len(sample)
         m = self.sample_size_

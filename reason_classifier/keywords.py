@@ -164,7 +164,7 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
     answers_with: dict[int, Counter] = defaultdict(Counter)
     surfaces: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     sizes: Counter = Counter()
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=True):
         label = int(label)
         sizes[label] += 1
         tokens = tokenize(text) if isinstance(text, str) else []

@@ -86,7 +86,7 @@ class TaxonomyPrototypes:
         """A proposal per cluster centroid: the nearest sub-reason, or `new` under `new_below` (category still the nearest's)."""
         names, scores = self.nearest(centroids)
         proposals = []
-        for name, score in zip(names, scores):
+        for name, score in zip(names, scores, strict=True):
             category = self.taxonomy.category_of(name)
             proposals.append(Proposal(category, name if score >= new_below else NEW, round(float(score), 3), name))
         return proposals

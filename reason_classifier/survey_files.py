@@ -30,7 +30,7 @@ from .config import DEFAULT_CHUNK_ROWS
 from .errors import InputError
 
 
-class SurveyFormat(str, Enum):
+class SurveyFormat(str, Enum):  # noqa: UP042 - StrEnum changes str() and f-strings of members (behaviour kept)
     CSV = "csv"
     TSV = "tsv"
     JSONL = "jsonl"
@@ -98,7 +98,7 @@ class SurveyReader(ABC):
     @abstractmethod
     def chunks(self) -> Iterator[Chunk]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default that does nothing; readers that hold a file override it
         """Release the file early; reading all chunks closes it too."""
 
     def __enter__(self) -> SurveyReader:
@@ -130,7 +130,7 @@ class DelimitedReader(SurveyReader):
             codecs.lookup(encoding)
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}") from None
-        self._file: BinaryIO = open(self.path, "rb")
+        self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - the reader owns it; close() closes it
         self._lines = _decoded_lines(self._file, encoding, self.path)
         first = next(self._lines, None)
         if first is None:
@@ -405,7 +405,7 @@ class SurveyWriter(ABC):
 class DelimitedWriter(SurveyWriter):
     def __init__(self, path: str | Path, delimiter: str = ",") -> None:
         super().__init__(path)
-        self._file = open(self.temporary, "w", encoding="utf-8", newline="")
+        self._file = open(self.temporary, "w", encoding="utf-8", newline="")  # noqa: SIM115 - the writer owns it
         self._writer = csv.writer(self._file, delimiter=delimiter)
         self._header_written = False
 
@@ -423,12 +423,12 @@ class DelimitedWriter(SurveyWriter):
 class JsonLinesWriter(SurveyWriter):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._file = open(self.temporary, "w", encoding="utf-8", newline="\n")
+        self._file = open(self.temporary, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - the writer owns it
 
     def write(self, table: pd.DataFrame) -> None:
         columns = list(table.columns)
         for row in table.itertuples(index=False, name=None):
-            record = {k: _as_json_value(v) for k, v in zip(columns, row) if v is not MISSING}
+            record = {k: _as_json_value(v) for k, v in zip(columns, row, strict=True) if v is not MISSING}
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
     def _close(self) -> None:
@@ -509,4 +509,4 @@ def _as_json_value(value: Any) -> Any:
 
 
 def _has_object_columns(table: pd.DataFrame) -> bool:
-    return any(dtype == object for dtype in table.dtypes)
+    return any(dtype == object for dtype in table.dtypes)  # noqa: E721 - numpy's dtype == object, not a type test

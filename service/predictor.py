@@ -9,6 +9,7 @@ fill: a lone request is classified at once. A caller waits at most `timeout` sec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,10 +52,8 @@ class Predictor:
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, texts: Sequence[str], timeout: float) -> list[Prediction]:

@@ -101,7 +101,10 @@ def build_router(state: ServiceState) -> APIRouter:
         for i, item in enumerate(batch.items):
             _check_text(item.text, f"items.{i}.text", state.max_chars)
         predictions = await _predict(state, batch.items)
-        items = [_respond(state, item, p, i, store=False) for i, (item, p) in enumerate(zip(batch.items, predictions))]
+        items = [
+            _respond(state, item, p, i, store=False)
+            for i, (item, p) in enumerate(zip(batch.items, predictions, strict=True))
+        ]
         _store(state, batch.items, items)
         return json_response({"items": items, "model_version": state.model_version, "request_id": request_id_var.get()})
 
@@ -246,6 +249,6 @@ def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list
                 "alert_team": response["alert"]["team"] if response["alert"] else None,
                 "model_version": response["model_version"],
             }
-            for i, (request, response) in enumerate(zip(requests, responses))
+            for i, (request, response) in enumerate(zip(requests, responses, strict=True))
         ]
     )

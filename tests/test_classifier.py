@@ -43,7 +43,7 @@ ANSWERS = {
 CASES = [(lang, category, text) for lang, answers in ANSWERS.items() for category, text in answers.items()]
 
 
-@pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{l}-{c}" for l, c, _ in CASES])
+@pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{language}-{c}" for language, c, _ in CASES])
 def test_predicts_each_category_in_english_chinese_and_polish(classifier, language, category, text):
     prediction = classifier.predict([text])[0]
     assert prediction.category == category, prediction

@@ -15,7 +15,7 @@ def blobs(
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(sizes), dim))
     rows, truth = [], []
-    for label, (centre, size) in enumerate(zip(centres, sizes)):
+    for label, (centre, size) in enumerate(zip(centres, sizes, strict=True)):
         rows.append(centre + spread * np.linalg.norm(centre) / np.sqrt(dim) * rng.normal(size=(size, dim)))
         truth += [label] * size
     if outliers:

@@ -43,9 +43,10 @@ def postgres_url():
     binaries = _binaries()
     if binaries is None:
         pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql); the SQLite tests still run")
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-            pytest.skip("running as root without a 'postgres' user to run the throwaway cluster as")
+    if os.geteuid() == 0 and (
+        shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0
+    ):
+        pytest.skip("running as root without a 'postgres' user to run the throwaway cluster as")
     folder = Path(tempfile.mkdtemp(prefix="rc-postgres-"))
     data = folder / "data"
     if os.geteuid() == 0:

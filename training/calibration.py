@@ -7,6 +7,8 @@ every score so that answers given 80 % confidence are right about 80 % of the ti
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -36,7 +38,7 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BIN
     """Per confidence bin: how many answers, their mean confidence, and how often they were right."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     table = []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in pairwise(edges):
         inside = (confidence > low) & (confidence <= high) if low > 0 else (confidence >= low) & (confidence <= high)
         if inside.any():
             table.append(

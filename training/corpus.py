@@ -76,9 +76,10 @@ def split_heldout(data: LabelledSet, share: float = 0.2, seed: int = 0) -> tuple
         raise ValueError(f"the held-out share must be between 0 and 1, got {share!r}")
     indices = list(range(len(data)))
     train_rows, heldout_rows = train_test_split(indices, test_size=share, random_state=seed, stratify=data.categories)
-    pick = lambda rows, tag: LabelledSet(
-        tuple(data.examples[i] for i in sorted(rows)), tuple(f"{s} ({tag})" for s in data.sources)
-    )
+
+    def pick(rows: list[int], tag: str) -> LabelledSet:
+        return LabelledSet(tuple(data.examples[i] for i in sorted(rows)), tuple(f"{s} ({tag})" for s in data.sources))
+
     return pick(train_rows, f"{1 - share:.0%} split"), pick(heldout_rows, f"{share:.0%} held-out split, seed {seed}")
 
 

@@ -64,7 +64,7 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
         },
         "per_category": {
             c: {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": int(s)}
-            for c, p, r, f, s in zip(CATEGORIES, precision, recall, f1, support)
+            for c, p, r, f, s in zip(CATEGORIES, precision, recall, f1, support, strict=True)
         },
         "confusion_matrix": {
             "labels": list(CATEGORIES),

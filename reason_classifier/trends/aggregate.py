@@ -274,7 +274,8 @@ def _number(sql: str, kind: str) -> str:
 def _banded(number: str, segment: Segment) -> str:
     labels = segment.band_labels()
     cases = " ".join(
-        f"WHEN {number} < {edge!r} THEN {quote_literal(label)}" for edge, label in zip(segment.bands, labels)
+        f"WHEN {number} < {edge!r} THEN {quote_literal(label)}"
+        for edge, label in zip(segment.bands, labels, strict=True)
     )
     return f"CASE WHEN {number} IS NULL THEN '{NO_VALUE}' {cases} ELSE {quote_literal(labels[-1])} END"
 
@@ -453,10 +454,11 @@ def _complete(
     segment_values = [(ALL, ALL)]
     for segment in options.by:
         values = aggregated.loc[aggregated["segment"] == segment.name, "segment_value"].unique().tolist()
-        order = segment.band_labels() + [NO_VALUE] if segment.bands else None
-        values.sort(
-            key=(lambda v: order.index(v) if v in order else len(order)) if order else (lambda v: (v == NO_VALUE, v))
-        )
+        if segment.bands:
+            order = [*segment.band_labels(), NO_VALUE]
+            values.sort(key=lambda v, order=order: order.index(v) if v in order else len(order))
+        else:
+            values.sort(key=lambda v: (v == NO_VALUE, v))
         segment_values.extend((segment.name, v) for v in values)
 
     columns = ["segment", "segment_value", "period_start", "category", "sub_reason"]
@@ -508,13 +510,13 @@ def _complete(
             frame[column] = np.nan
     frame["period"] = [period.label(p) for p in frame["period_start"]]
     order = {key: i for i, key in enumerate(segment_values)}
-    frame["_segment_order"] = [order[(s, v)] for s, v in zip(frame["segment"], frame["segment_value"])]
+    frame["_segment_order"] = [order[(s, v)] for s, v in zip(frame["segment"], frame["segment_value"], strict=True)]
     frame["_level_order"] = (frame["level"] == "sub_reason").astype(int)
     reason_order = {("category", c, None): i for i, c in enumerate(CATEGORIES)}
     reason_order.update({("sub_reason", c, r): i for i, (c, r) in enumerate(pairs)})
     frame["_reason_order"] = [
         reason_order[(lv, c, r if lv == "sub_reason" else None)]
-        for lv, c, r in zip(frame["level"], frame["category"], frame["sub_reason"])
+        for lv, c, r in zip(frame["level"], frame["category"], frame["sub_reason"], strict=True)
     ]
     frame = frame.sort_values(["_segment_order", "period_start", "_level_order", "_reason_order"], kind="stable")
     return frame.drop(columns=["_segment_order", "_level_order", "_reason_order"]).reset_index(drop=True)

@@ -6,6 +6,7 @@ import math
 import zoneinfo
 from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import pairwise
 
 from ..errors import InputError
 from .periods import Period
@@ -44,7 +45,7 @@ class Segment:
 
     def band_labels(self) -> list[str]:
         edges = [_number(b) for b in self.bands]
-        return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in zip(edges, edges[1:])), f"{edges[-1]}+"]
+        return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in pairwise(edges)), f"{edges[-1]}+"]
 
     def __str__(self) -> str:
         return self.column + (":" + ",".join(_number(b) for b in self.bands) if self.bands else "")
