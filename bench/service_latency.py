@@ -201,11 +201,13 @@ def main() -> None:
     }
     print(f"{'':>22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     print(
-        f"{'in-process predict':>22} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} {baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
+        f"{'in-process predict':>22} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} "
+        f"{baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
     )
     for concurrency, level in levels.items():
         print(
-            f"{'HTTP, concurrency ' + concurrency:>22} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} {level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
+            f"{'HTTP, concurrency ' + concurrency:>22} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} "
+            f"{level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
         )
     print(f"HTTP overhead (p50 at concurrency 1 / in-process p50): {overhead:.2f}x")
     for name, target in targets.items():

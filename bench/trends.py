@@ -315,7 +315,8 @@ def main() -> None:
         "load_before": os.getloadavg(),
         "seed": arguments.seed,
         "measured": "each engine in its own process on the same tagged CSV export; peak RSS = VmHWM of that process; "
-        "duckdb = compute_trends (monthly, by plan and contract, MRR weight, examples), write = trends.csv/json/report.html",
+        "duckdb = compute_trends (monthly, by plan and contract, MRR weight, examples), write = "
+        "trends.csv/json/report.html",
         "results": [],
     }
     with tempfile.TemporaryDirectory(prefix="bench-trends-") as folder:
@@ -340,7 +341,10 @@ def main() -> None:
     report["load_after"] = os.getloadavg()
 
     table = Table(
-        title=f"trends over a tagged CSV export (load before {report['load_before'][0]:.2f}, after {report['load_after'][0]:.2f})"
+        title=(
+            f"trends over a tagged CSV export (load before {report['load_before'][0]:.2f}, after "
+            f"{report['load_after'][0]:.2f})"
+        )
     )
     for column in ("rows", "file MiB", "engine", "compute s", "write s", "peak RSS MiB", "rows/s"):
         table.add_column(column, justify="left" if column == "engine" else "right")

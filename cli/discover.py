@@ -25,13 +25,19 @@ def discover(
         typer.Option(
             "--text-column",
             "-c",
-            help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).",
+            help=(
+                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+                "comment or text)."
+            ),
         ),
     ] = None,
     encoder: Annotated[
         str | None,
         typer.Option(
-            help="default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, all-MiniLM-L6-v2, or a folder."
+            help=(
+                "default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, "
+                "all-MiniLM-L6-v2, or a folder."
+            )
         ),
     ] = None,
     min_cluster_size: Annotated[

@@ -40,7 +40,10 @@ def tag(
         typer.Option(
             "--text-column",
             "-c",
-            help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).",
+            help=(
+                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+                "comment or text)."
+            ),
         ),
     ] = None,
     format: Annotated[
@@ -234,7 +237,10 @@ def serve(
     model: Annotated[
         Path | None,
         typer.Option(
-            help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model)."
+            help=(
+                "Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped "
+                "model)."
+            )
         ),
     ] = None,
     config: Annotated[

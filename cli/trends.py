@@ -19,7 +19,10 @@ def trends(
     source: Annotated[
         str,
         typer.Argument(
-            help="A tagged export (.csv .tsv .jsonl .parquet .xlsx, the output of `tag`), the service's SQLite store, or a postgresql:// URL."
+            help=(
+                "A tagged export (.csv .tsv .jsonl .parquet .xlsx, the output of `tag`), the service's SQLite "
+                "store, or a postgresql:// URL."
+            )
         ),
     ],
     output_dir: Annotated[

@@ -26,7 +26,8 @@ class LinearHead:
     def __post_init__(self) -> None:
         if self.coef.shape != (len(self.classes), self.coef.shape[1]) or self.intercept.shape != (len(self.classes),):
             raise ValueError(
-                f"weights do not fit {len(self.classes)} classes: coef {self.coef.shape}, intercept {self.intercept.shape}"
+                f"weights do not fit {len(self.classes)} classes: coef {self.coef.shape}, intercept "
+                f"{self.intercept.shape}"
             )
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")

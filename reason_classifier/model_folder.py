@@ -187,7 +187,8 @@ def _read_config(path: Path) -> ModelConfig:
     if version not in READABLE_FORMAT_VERSIONS:
         raise ModelFolderError(
             f"model folder {path} has format version {version!r}; this version of reason-classifier reads "
-            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}. Retrain the model with this version, or use the version that made it."
+            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}. Retrain the model with this version, or "
+            "use the version that made it."
         )
     try:
         return ModelConfig(**raw)

@@ -136,7 +136,8 @@ def tag_file(
             if text_column not in chunk.table.columns:
                 if len(chunk.table):
                     raise InputError(
-                        f"{input_path}: no field {text_column!r} in rows {chunk.first_row}-{chunk.first_row + len(chunk.table) - 1}; "
+                        f"{input_path}: no field {text_column!r} in rows "
+                        f"{chunk.first_row}-{chunk.first_row + len(chunk.table) - 1}; "
                         f"the fields are: {', '.join(map(repr, chunk.table.columns))}"
                     )
                 chunk.table[text_column] = pd.Series(dtype=object)

@@ -24,7 +24,9 @@ class ClassifyRequest(BaseModel):
     )
 
     text: str = Field(
-        description="The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default)."
+        description=(
+            "The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default)."
+        )
     )
     customer_id: str | None = Field(
         default=None, max_length=200, description="Carried into the alert and the stored row."
@@ -39,7 +41,9 @@ class ClassifyRequest(BaseModel):
     )
     language: LanguageTag | None = Field(
         default=None,
-        description="The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected.",
+        description=(
+            "The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected."
+        ),
     )
     metadata: dict[str, Any] | None = Field(
         default=None, description="Anything else to store with the answer (not used to classify)."

@@ -41,7 +41,10 @@ def trends_router(state: ServiceState) -> APIRouter:
         period: Literal["week", "month", "quarter"] = "month",
         by: list[str] = Query(
             default=[],
-            description="Segment column, repeatable: by=plan&by=language; `metadata.KEY` for a key of the stored metadata; `COLUMN:3,12,24` for bands of a number.",
+            description=(
+                "Segment column, repeatable: by=plan&by=language; `metadata.KEY` for a key of the stored "
+                "metadata; `COLUMN:3,12,24` for bands of a number."
+            ),
         ),
         weight: str | None = Query(default="mrr", description="Column summed as revenue lost; empty for counts only."),
         since: date | None = Query(default=None, description="First day reported (inclusive)."),

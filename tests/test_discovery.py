@@ -184,7 +184,8 @@ def test_merge_drop_and_new(folder):
         (lambda d: d["clusters"][0].update(category="prcing"), "cluster 0: category: unknown category 'prcing'"),
         (
             lambda d: d["clusters"][0].update(category="pricing", sub_reason="bugs_performance"),
-            "cluster 0: sub_reason: 'bugs_performance' is not a sub-reason of 'pricing'; it belongs to category 'product'",
+            "cluster 0: sub_reason: 'bugs_performance' is not a sub-reason of 'pricing'; it belongs to category "
+            "'product'",
         ),
         (lambda d: d["clusters"].append(dict(d["clusters"][1])), "cluster 1: id: cluster 1 is listed twice"),
         (

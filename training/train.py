@@ -166,7 +166,8 @@ def train(
     unlabelled = [i for i, s in enumerate(data.sub_reasons) if s is None]
     if unlabelled:
         raise InputError(
-            f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: {data.texts[unlabelled[0]]!r}); "
+            f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: "
+            f"{data.texts[unlabelled[0]]!r}); "
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]

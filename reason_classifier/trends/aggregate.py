@@ -346,7 +346,8 @@ def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) 
         if column is None:
             continue
         found = con.execute(
-            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, count(*) OVER () AS total "
+            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, count(*) OVER () AS "
+            "total "
             f"FROM parsed WHERE {expression} IS NOT NULL) ORDER BY row_number NULLS LAST LIMIT 1"
         ).fetchone()
         if found is None:
@@ -592,7 +593,8 @@ def _document(
         )
     if columns.weight and summary["weight_missing"]:
         notes.append(
-            f"{summary['weight_missing']} answer(s) without {columns.weight} are counted but left out of the revenue sums."
+            f"{summary['weight_missing']} answer(s) without {columns.weight} are counted but left out of the "
+            "revenue sums."
         )
     if not columns.weight:
         notes.append("No weight column: revenue lost is not reported (pass --weight mrr).")

@@ -364,7 +364,8 @@ def _emerging(document: TrendsDocument) -> str:
             else ""
         )
         blocks.append(
-            f"<div class=example><h3>#{i} · {reason.size} answers ({reason.share_of_sample_pct:.1f}% of the sample)</h3>"
+            f"<div class=example><h3>#{i} · {reason.size} answers ({reason.share_of_sample_pct:.1f}% of the "
+            "sample)</h3>"
             f"<p><b>{html.escape(', '.join(reason.keywords))}</b></p><p class=hint>{nearest}</p>{quotes}</div>"
         )
     return intro + "<div class=examples>" + "".join(blocks) + "</div>"
