@@ -6,8 +6,8 @@ Data: the project's held-out split (`labels/heldout`, 7 languages, written), its
 diacritics typed without them (as customers on phones and foreign keyboards do), and, where present,
 two real English sets read from `../shared/data` (never copied or trained on): laptop-review
 complaints (`absa_laptops_dev.csv`, research licence) and airline complaint tweets
-(`airline_tweets_reasons.csv`, non-commercial); both were consulted while developing (README). Peers, all trained on the same `labels/train` plus
-the taxonomy's seed examples:
+(`airline_tweets_reasons.csv`, non-commercial); both were consulted while developing (README). Peers,
+all trained on the same `labels/train` plus the taxonomy's seed examples:
   - zero-shot: cosine similarity to each category's descriptions (no training; the floor);
   - tfidf-logreg: character n-gram TF-IDF + logistic regression (the classic baseline);
   - frozen-use-logreg: the default's recipe with the encoder left frozen (what fine-tuning adds);
@@ -18,7 +18,8 @@ the taxonomy's seed examples:
 The last two are English-only bodies, so their zh/pl scores are expected to be poor; that is measured.
 Every model records fit_seconds (time to train or build it; the shipped default is trained elsewhere,
 so 0) and answers_per_second. `--models` runs a subset: the JSON then holds only those models, never
-older results of the others. `--limit N` trains on a stratified N-row sample, SetFit for at most N/2 steps (smoke runs only).
+older results of the others. `--limit N` trains on a stratified N-row sample, SetFit for at most N/2
+steps (smoke runs only).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ from reason_classifier.training.evaluate import score
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REAL_SETS = {
-    # its errors (devices, battery "charge" read as pricing) prompted writing round i: a dev set since then, never trained on
+    # its errors (devices, battery "charge" read as pricing) prompted writing round i: a dev set since then, never
+    # trained on
     "absa laptops (real, en)": "absa_laptops_dev.csv",
     # consulted while developing (it rejected an English MiniLM expert), never trained on
     "airline tweets (real, en; dev)": "airline_tweets_reasons.csv",

@@ -1,6 +1,7 @@
 """Discovery on labelled answers: time, peak memory, clusters, unassigned share and agreement with the truth.
 
-    python bench/discovery.py                          # every data set, default encoder (flock /tmp/cpu.lock ... on a shared machine)
+    python bench/discovery.py                          # every data set, default encoder
+    flock /tmp/cpu.lock python bench/discovery.py      # the same, on a shared machine
     python bench/discovery.py --sets own,mix-1k --encoders use-multilingual-v3,reason_classifier/default_model/encoder
 
 Data sets (labels are never shown to discovery; they only score it):

@@ -27,7 +27,8 @@ from reason_classifier.training.corpus import LabelledSet
 # which is ~340,000 steps at the default batch of 16 pairs (about 3 days at the measured rate). `max_steps`
 # caps the pairs at max_steps * 16, half positive and half negative (SetFit also stops generating pairs
 # there), and is the only argument that changes what is learned. Measured on this machine (2 cores, idle):
-# 0.65-0.75 s per step of 16 pairs (1.5-10 s while other jobs share the cores), plus ~25 s to load the body, build the pairs and encode the training rows
+# 0.65-0.75 s per step of 16 pairs (1.5-10 s while other jobs share the cores), plus ~25 s to load the body, build the
+# pairs and encode the training rows
 # for the logistic-regression head; 560 steps (8,960 pairs, ~2.7 per training row) therefore train in
 # about 7.5 minutes. Everything else is SetFit's default: CosineSimilarityLoss, 1 embedding epoch,
 # body lr 2e-5 with 10% warm-up, sklearn LogisticRegression head with its own defaults.

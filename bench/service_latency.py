@@ -7,9 +7,9 @@ The server is `reason-classifier serve` with the default model and default setti
 API keys), started as a separate process on 127.0.0.1 only. Requests are single answers drawn with
 a fixed seed from labels/heldout (seven languages), sent with keep-alive connections, one per
 client thread. In the same run, the bench process loads the same model and times
-`classifier.predict([answer])` over the same answers, after the server has stopped: the HTTP overhead ratio is the p50 latency at
-concurrency 1 over the in-process p50. Note that the client threads share the machine's cores with
-the server.
+`classifier.predict([answer])` over the same answers, after the server has stopped: the HTTP
+overhead ratio is the p50 latency at concurrency 1 over the in-process p50. Note that the client
+threads share the machine's cores with the server.
 
 Results: a table on the terminal and JSON in bench/results/service_latency.json.
 """

@@ -535,8 +535,8 @@ def main() -> None:
             "chunk_rows": chunk_rows,
             # A child's ru_maxrss starts at its parent's peak (Linux); this is that floor.
             "launcher_peak_rss_mib": round(_peak_rss_mib(), 1),
-            "measured": "tag_file on a CSV export: read, classify (with language detection), write; model loading timed apart; "
-            "each encoder in its own process, peak RSS = ru_maxrss of that process",
+            "measured": "tag_file on a CSV export: read, classify (with language detection), write; "
+            "model loading timed apart; each encoder in its own process, peak RSS = ru_maxrss of that process",
             "data": data,
             "results": results,
             "targets": targets(results),

@@ -28,7 +28,8 @@ from .diacritics import strip_diacritics
 
 @dataclass(frozen=True, eq=False)
 class CharNgrams:
-    """Character n-grams within word boundaries, hashed into `n_features` columns, each row L2-normalised and scaled by `weight`.
+    """Character n-grams within word boundaries, hashed into `n_features` columns, each row L2-normalised and scaled by
+    `weight`.
 
     `weight` sets how loud the n-grams are next to the unit-length embedding under one L2 penalty.
     `sublinear_tf` counts a repeated n-gram as 1 + log(count). `idf`, learnt by `fit`, weights each

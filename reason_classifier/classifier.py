@@ -39,7 +39,8 @@ class Prediction:
 
 
 class ReasonClassifier:
-    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the shipped default.
+    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the
+    shipped default.
 
     A category's probability is the sum of its sub-reasons' probabilities, so the sub-reason can
     never contradict the category. (Measured by cross-validation on the training corpus, this
@@ -130,7 +131,8 @@ class ReasonClassifier:
         return self.encoder.encode(texts)
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray | sp.csr_matrix, ...]:
-        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses them."""
+        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses
+        them."""
         embeddings = self.embed(texts)
         return (embeddings, self.char_ngrams.transform(texts)) if self.char_ngrams else (embeddings,)
 

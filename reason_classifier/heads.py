@@ -16,7 +16,10 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True)
 class LinearHead:
-    """Multinomial logistic regression with a calibration temperature: softmax((X @ coef.T + intercept) / temperature)."""
+    """Multinomial logistic regression with a calibration temperature.
+
+    Probabilities are softmax((X @ coef.T + intercept) / temperature).
+    """
 
     classes: tuple[str, ...]
     coef: np.ndarray  # (n_classes, dimension)

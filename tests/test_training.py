@@ -155,7 +155,8 @@ def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
 
 
 def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
-    """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got worse."""
+    """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got
+    worse."""
     from reason_classifier.training.evaluate import evaluate
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)

@@ -97,7 +97,8 @@ def taxonomy_examples(taxonomy: Taxonomy) -> LabelledSet:
 
 
 def default_training_set(taxonomy: Taxonomy) -> LabelledSet:
-    """The rows the shipped default learns from (labels/train and the seeds its config adds), which every peer shares."""
+    """The rows the shipped default learns from (labels/train and the seeds its config adds); every peer shares
+    them."""
     return read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
 
 

@@ -128,7 +128,8 @@ def render_page(
     largest = max([c.size for c in review.clusters] + [review.unassigned.size, 1])
     bars = "".join(
         f'<div class="bar"><span class="label">{c.id}: {html.escape(_short(c.name, 40))}</span>'
-        f'<span class="fill" style="width:{100 * c.size / largest:.1f}%;background:{PALETTE[c.id % len(PALETTE)]}"></span>'
+        f'<span class="fill" style="width:{100 * c.size / largest:.1f}%;'
+        f'background:{PALETTE[c.id % len(PALETTE)]}"></span>'
         f'<span class="count">{c.size:,} ({c.share:.1%})</span></div>'
         for c in review.clusters
     ) + (
@@ -183,7 +184,7 @@ then run <code>reason-classifier label FOLDER -o labelled.csv</code>.</p>
 <p class="meta">Far from every cluster; left out of the labelled data. Some of them:</p>
 <ul class="examples">{unassigned_examples}</ul>
 </body></html>
-"""
+"""  # noqa: E501 - the page as written: its long lines are HTML and CSS
 
 
 def _card(cluster) -> str:

@@ -98,6 +98,6 @@ coverage {result["coverage"]:.3f} · expected calibration error {result["calibra
 <h2>Coverage against accuracy</h2><p>Accuracy on the answers kept when those below a confidence are set aside.</p>
 {_table(["threshold", "coverage", "accuracy"], [[p["threshold"], p["coverage"], p["accuracy"]] for p in result["calibration"]["coverage_curve"]])}
 </body></html>
-"""
+"""  # noqa: E501 - the page as written: its long lines are HTML and CSS
     write_bytes_atomically(paths["report.html"], page.encode())
     return paths

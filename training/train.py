@@ -1,4 +1,5 @@
-"""Training a reason classifier: fine-tuned encoder, a logistic head over sub-reasons, abstention chosen by cross-validation."""
+"""Training a reason classifier: fine-tuned encoder, a logistic head over sub-reasons, abstention chosen by
+cross-validation."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def fit_head(
 
 
 EmbedAfterFitting = Callable[[np.ndarray], np.ndarray]
-"""embed(train_rows) -> the head's input for every row (embeddings, then any n-grams), from an encoder that has seen (been fine-tuned on) only `train_rows`."""
+"""embed(train_rows) -> the head's input for every row (embeddings, then any n-grams), from an encoder that
+has seen (been fine-tuned on) only `train_rows`."""
 
 
 def cross_validated_logits(
@@ -103,7 +105,8 @@ def cross_validated_logits(
 
 
 def diacritic_free_copies(texts: Sequence[str], share: float, seed: int) -> tuple[np.ndarray, list[str]]:
-    """(the row each copy comes from, the copies): a seeded `share` of the answers that change without their diacritics."""
+    """(the row each copy comes from, the copies): a seeded `share` of the answers that change without their
+    diacritics."""
     random = np.random.default_rng(seed)
     rows, copies = [], []
     for row, text in enumerate(texts):

@@ -311,7 +311,7 @@ def _parse(con: Any, relation: str, e: _Expressions, options: TrendOptions) -> N
                {e.is_error} AS unclassified
                {"".join(", " + s for s in segments)}
         FROM {relation}
-    """)
+    """)  # noqa: E501 - SQL as written
 
 
 def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) -> None:
@@ -673,7 +673,7 @@ def _examples(
                         AND nullif({e.text}, '') IS NOT NULL AND {e.sub_reason} IN ({wanted})
                   GROUP BY ALL))
         WHERE rank <= {int(options.examples)} ORDER BY sub_reason, rank
-    """).fetchall()
+    """).fetchall()  # noqa: E501 - SQL as written
     by_reason: dict[str, list[str]] = {}
     for sub_reason, text in found:
         by_reason.setdefault(sub_reason, []).append(text)

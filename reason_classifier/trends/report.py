@@ -264,7 +264,10 @@ def _period_table(document: TrendsDocument) -> str:
             + "</tr>"
         )
     caption = "share of answers" + (", and revenue lost below it" if has_weight else "") + "; latest period first"
-    return f"<details><summary>Every period as a table</summary><table><caption>{caption}</caption>{head}{''.join(lines)}</table></details>"
+    return (
+        f"<details><summary>Every period as a table</summary><table><caption>{caption}</caption>"
+        f"{head}{''.join(lines)}</table></details>"
+    )
 
 
 def _movers_table(document: TrendsDocument, movers: list[TrendRow]) -> str:
@@ -322,7 +325,10 @@ def _segment_table(document: TrendsDocument, segment: str) -> str:
     caption = f"{last.period}: share of each value's answers, change against the period before" + (
         ", and share of its revenue lost" if has_weight else ""
     )
-    return f"<div class=wide><table class=segment-table><caption>{html.escape(caption)}</caption>{head}{''.join(lines)}</table></div>"
+    return (
+        f"<div class=wide><table class=segment-table><caption>{html.escape(caption)}</caption>"
+        f"{head}{''.join(lines)}</table></div>"
+    )
 
 
 def _examples(document: TrendsDocument) -> str:
@@ -385,7 +391,7 @@ th:first-child,td:first-child{text-align:left}caption{text-align:left;color:#667
 blockquote{margin:6px 0;padding:4px 10px;border-left:3px solid #c8ced6;color:#333}
 .wide{overflow-x:auto}.segment-table{font-size:.82em}
 details summary{cursor:pointer;color:#445;margin:8px 0}
-"""
+"""  # noqa: E501 - CSS as written
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
