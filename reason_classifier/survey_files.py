@@ -439,7 +439,7 @@ class JsonLinesWriter(SurveyWriter):
 class ParquetWriter(SurveyWriter):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._writer = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk gives the schema
 
     def write(self, table: pd.DataFrame) -> None:
         import pyarrow as pa

@@ -75,7 +75,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """Pydantic's first problem, named by its dotted field (`items.3.text`) and its limit when there is one."""
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
-    first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
+    first: dict[str, Any] = problems[0] if problems else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
     location = [str(part) for part in first.get("loc", ())]
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")

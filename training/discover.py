@@ -196,9 +196,10 @@ def discover(
     rows = np.flatnonzero(valid)
     lap("read")
 
+    answer_texts = [text for text in texts if text is not None]  # the valid rows' texts, in the order of `rows`
     distinct: dict[str, int] = {}
-    for row in rows:
-        distinct.setdefault(texts[row], len(distinct))
+    for text in answer_texts:
+        distinct.setdefault(text, len(distinct))
     unique_texts = list(distinct)
     encoder = load_encoder(resolve_encoder(options.encoder))
     new_below = (
@@ -208,7 +209,7 @@ def discover(
     for start in range(0, len(unique_texts), ENCODE_BATCH):
         vectors[start : start + ENCODE_BATCH] = encoder.encode(unique_texts[start : start + ENCODE_BATCH])
         report("embedding answers", min(start + ENCODE_BATCH, len(unique_texts)), len(unique_texts))
-    which = np.array([distinct[texts[row]] for row in rows], dtype=np.int64)
+    which = np.array([distinct[text] for text in answer_texts], dtype=np.int64)
     embeddings = vectors[which]
     lap("embed")
 
@@ -231,7 +232,6 @@ def discover(
     unique_languages = detector.detect_many(unique_texts)
     languages = [unique_languages[i] or "" for i in which]
     lap("languages")
-    answer_texts = [texts[row] for row in rows]
     keywords = cluster_keywords(answer_texts, labels.tolist(), top_n=options.keywords)
     prototypes = TaxonomyPrototypes(taxonomy, encoder)
     proposals = prototypes.propose(clusterer.centroids_, new_below=new_below)

@@ -54,7 +54,7 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
     sub_gold = [i for i, s in enumerate(data.sub_reasons) if s is not None]
     scored = [i for i, p in enumerate(predictions) if p.error is None]
     top = np.array([max(predictions[i].scores.values()) for i in scored])
-    right = np.array([max(predictions[i].scores, key=predictions[i].scores.get) == gold[i] for i in scored])
+    right = np.array([max(predictions[i].scores, key=predictions[i].scores.__getitem__) == gold[i] for i in scored])
     return {
         "data": name,
         **score(gold, predicted).as_dict(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,6 +32,10 @@ def _resources() -> Path:
 
 class TorchUSE(nn.Module):
     """USE multilingual v3 in torch; `forward(token_ids)` gives L2-normalised (batch, 512) embeddings."""
+
+    table: torch.Tensor  # buffers, registered in __init__
+    scale: torch.Tensor
+    low: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -94,9 +99,8 @@ class TorchUSE(nn.Module):
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            folder / FINE_TUNED_USE_FILE, **{k: v.astype(np.float16) for k, v in self.dense_arrays().items()}
-        )
+        arrays: dict[str, Any] = {k: v.astype(np.float16) for k, v in self.dense_arrays().items()}
+        np.savez_compressed(folder / FINE_TUNED_USE_FILE, **arrays)
         return folder
 
 

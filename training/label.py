@@ -176,6 +176,7 @@ def label(
             if len(examples[language]) < 3:
                 examples[language].append(str(assignments.iloc[position][review.text_column]).strip())
         clusters = sorted({d.final for d in decisions.values() if d.new_sub_reason == new_id})
+        assert decision.category is not None  # a cluster with a new sub-reason is never dropped
         summary.new_sub_reasons.append(
             NewSubReason(new_id, decision.category, clusters, len(positions), dict(examples))
         )

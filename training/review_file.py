@@ -321,6 +321,7 @@ def _parse(text: str, path: Path) -> tuple[Any, dict[tuple, int]]:
             for index, item in enumerate(node.value):
                 walk(item, (*where, index))
 
+    assert node is not None  # the document is a mapping, so it has a node
     walk(node, ())
     return data, lines
 

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -127,7 +128,7 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
     best = after.argmax(axis=1)
     top = after.max(axis=1)
     names = np.array(CATEGORIES)
-    curve = []
+    curve: list[dict[str, Any]] = []
     for threshold in THRESHOLD_GRID:
         predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
         covered = predicted != ABSTAIN_CATEGORY

@@ -181,7 +181,7 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
             src.require(weight, "the weight")
     text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(LIKELY_TEXT_COLUMNS))
     if options.text_column:
-        src.require(text, "the answer text")
+        src.require(options.text_column, "the answer text")
     for segment in options.by:
         src.require(segment.column, "a segment")
     return Columns(
@@ -456,8 +456,8 @@ def _complete(
     for segment in options.by:
         values = aggregated.loc[aggregated["segment"] == segment.name, "segment_value"].unique().tolist()
         if segment.bands:
-            order = [*segment.band_labels(), NO_VALUE]
-            values.sort(key=lambda v, order=order: order.index(v) if v in order else len(order))
+            bands = [*segment.band_labels(), NO_VALUE]
+            values.sort(key=lambda v, bands=bands: bands.index(v) if v in bands else len(bands))
         else:
             values.sort(key=lambda v: (v == NO_VALUE, v))
         segment_values.extend((segment.name, v) for v in values)
