@@ -275,7 +275,7 @@ def _banded(number: str, segment: Segment) -> str:
     labels = segment.band_labels()
     cases = " ".join(
         f"WHEN {number} < {edge!r} THEN {quote_literal(label)}"
-        for edge, label in zip(segment.bands, labels, strict=True)
+        for edge, label in zip(segment.bands, labels[:-1], strict=True)  # the last label is the ELSE
     )
     return f"CASE WHEN {number} IS NULL THEN '{NO_VALUE}' {cases} ELSE {quote_literal(labels[-1])} END"
 
