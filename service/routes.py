@@ -18,8 +18,9 @@ from .errors import ApiError, request_id_var
 from .models import (
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ErrorResponse, Status, TaxonomyResponse,
 )
-from .predictor import PredictTimeout
+from .predictor import ItemFailed, PredictTimeout
 from .store import now
+from .text import unencodable_at
 from .trends import trends_router
 
 if TYPE_CHECKING:
@@ -124,6 +125,9 @@ def _json(body: dict[str, Any]) -> Response:
 
 
 def _check_text(text: str, field: str, max_chars: int) -> None:
+    if not text.isascii() and (position := unencodable_at(text)) is not None:
+        raise ApiError(422, "invalid_text", f"{field}: not valid Unicode (a lone surrogate at character {position}); "
+                       "send the answer as UTF-8 text", field)
     problem = check_answer(text, max_chars)
     if problem is None:
         return
@@ -143,6 +147,12 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
         state.metrics.model_errors.labels("timeout").inc()
         log.error("request %s: %s (%d answer(s))", request_id, error, len(items))
         raise ApiError(503, "timeout", f"{error}; go on without a classification and retry later") from None
+    except ItemFailed as failed:
+        state.metrics.model_errors.labels("error").inc()
+        field = "text" if len(items) == 1 else f"items.{failed.index}.text"
+        log.error("request %s: the model failed on %s: %s: %s", request_id, field, type(failed.error).__name__,
+                  failed.error, exc_info=failed.error)
+        raise ApiError(503, "model_error", f"the model could not classify {field}; go on without it", field) from None
     except Exception as error:
         state.metrics.model_errors.labels("error").inc()
         log.error("request %s: the model failed: %s: %s", request_id, type(error).__name__, error, exc_info=True)

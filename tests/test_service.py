@@ -169,6 +169,69 @@ def test_oversized_body_is_refused_before_parsing(client):
     assert_error(streamed, 413, "body_too_large", "body", 1_048_576)
 
 
+def test_lone_surrogate_is_refused_naming_the_field(client):
+    headers = {"content-type": "application/json"}
+    one = client.post("/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers)
+    assert "surrogate" in assert_error(one, 422, "invalid_text", "text")["message"]
+    batch = client.post("/v1/classify/batch", content=b'{"items": [{"text": "ok"}, {"text": "x \\udfff"}]}', headers=headers)
+    assert_error(batch, 422, "invalid_text", "items.1.text")
+    for field in ("customer_id", "plan"):
+        body = b'{"text": "too expensive", "%s": "c-\\ud83d"}' % field.encode()
+        assert_error(client.post("/v1/classify", content=body, headers=headers), 422, "invalid_request", field)
+    paired = client.post("/v1/classify", content=b'{"text": "too expensive \\ud83d\\ude00"}', headers=headers)
+    assert paired.status_code == 200  # an escaped pair is one valid character (an emoji)
+
+
+def test_bad_answers_never_fail_their_neighbours(client):
+    """Observed: lone surrogates mixed into concurrent traffic made the model raise for its whole micro-batch."""
+    headers = {"content-type": "application/json"}
+
+    def call(i: int) -> tuple[bool, int]:
+        if i % 5 == 0:
+            return False, client.post("/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers).status_code
+        return True, client.post("/v1/classify", json={"text": f"too expensive for us {i}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(call, range(150)))
+    assert [status for normal, status in results if normal] == [200] * 120
+    assert {status for normal, status in results if not normal} == {422}
+
+
+def test_a_model_failure_fails_only_the_request_whose_answer_caused_it(classifier, monkeypatch):
+    import asyncio
+
+    from reason_classifier.service.predictor import ItemFailed, Predictor
+
+    calls: list[int] = []
+
+    def fragile(texts: list[str]):
+        calls.append(len(texts))
+        if any("poison" in t for t in texts):
+            raise ValueError("cannot encode")
+        return classifier.predict(texts)
+
+    async def scenario():
+        predictor = Predictor(fragile)
+        predictor.start()
+        try:
+            return await asyncio.gather(
+                predictor.predict(["too expensive"], 5), predictor.predict(["ok", "poison here", "ok"], 5),
+                predictor.predict(["support never answered", "too slow"], 5), return_exceptions=True)
+        finally:
+            await predictor.stop()
+
+    first, second, third = asyncio.run(scenario())
+    assert calls[0] == 6  # the three requests were one call to the model
+    assert [p.category for p in first] == ["pricing"] and len(third) == 2
+    assert isinstance(second, ItemFailed) and second.index == 1
+
+    with running(classifier) as client:
+        monkeypatch.setattr(client.app.state.service.predictor, "_predict", fragile)
+        error = assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": "poison"}]}),
+                             503, "model_error", "items.1.text")
+        assert "poison" not in error["message"]
+
+
 def test_unknown_route_and_method(client):
     assert_error(client.get("/v1/nothing"), 404, "not_found")
     assert_error(client.get("/v1/classify"), 405, "method_not_allowed")
@@ -195,7 +258,7 @@ def test_model_error_is_503_and_logged(classifier, caplog, monkeypatch):
         monkeypatch.setattr(state.predictor, "_predict", broken)
         with caplog.at_level(logging.ERROR, logger="service"):
             response = client.post("/v1/classify", json={"text": "a private answer about my divorce"})
-        error = assert_error(response, 503, "model_error")
+        error = assert_error(response, 503, "model_error", "text")
         assert any(error["request_id"] in r.getMessage() and "encoder exploded" in r.getMessage() for r in caplog.records)
         assert "divorce" not in caplog.text
         assert 'reason_classifier_model_errors_total{reason="error"} 1.0' in client.get("/metrics").text
