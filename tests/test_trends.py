@@ -385,6 +385,34 @@ def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values
         assert "private answer" not in allowed.text and "example.com" not in allowed.text
 
 
+def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_the_way_out(classifier, tmp_path):
+    """Observed: a stored metadata value with a lone surrogate made `by=metadata.KEY` answer 500 forever, and the CLI crash."""
+    from reason_classifier.service.store import AnswerStore
+    from tests.service_helpers import running
+
+    database = tmp_path / "store.db"
+    seed_store = AnswerStore(str(database))
+    seed_store.add(_store_rows(generated(30, seed=6)))
+    seed_store.flush()
+    with seed_store.engine.begin() as connection:  # as an older version stored it
+        connection.exec_driver_sql("""UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}' WHERE id = 1""")
+    seed_store.close()
+    with running(classifier, store=str(database), trends_cache_seconds=0) as client:
+        sent = client.post("/v1/classify", content=b'{"text": "too expensive", "metadata": {"contract": "mon\\udc00thly", "\\ud800": 1}}',
+                           headers={"content-type": "application/json"})
+        assert sent.status_code == 200, sent.text
+        store = client.app.state.service.store
+        store.flush()
+        assert store.rows()[-1]["metadata"] == {"contract": "mon\ufffdthly", "\ufffd": 1}
+        for _ in range(2):
+            response = client.get("/v1/trends", params={"by": "metadata.contract"})
+            assert response.status_code == 200, response.text
+        values = {r["segment_value"] for r in response.json()["rows"] if r["segment"] == "metadata.contract"}
+        assert {"an\ufffdnual", "mon\ufffdthly", "annual", "monthly"} <= values
+    result = runner.invoke(app, ["trends", str(database), "-o", str(tmp_path / "out"), "--by", "metadata.contract", "--no-emerging"])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize(("cache_seconds", "second_count"), [(60.0, 1), (0.0, 2)])
 def test_endpoint_reuses_an_answer_for_the_cache_time_only(classifier, tmp_path, cache_seconds, second_count):
     from tests.service_helpers import running
