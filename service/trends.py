@@ -13,12 +13,13 @@ refreshing together cost one computation, not ten on two cores.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from reason_classifier.errors import ReasonClassifierError
 
@@ -58,12 +59,36 @@ def _check_segment(text: str, metadata_keys: list[str]) -> None:
                    "metadata keys)", "by")
 
 
+class _StoreUnreadable(Exception):
+    """The store could not be opened or its rows not read: the message may hold stored values."""
+
+
+def _compute(url: str, options: Any) -> bytes:
+    """The trends document as JSON bytes: computed and serialised in a worker thread, never on the event loop."""
+    from reason_classifier.trends import compute_trends
+    from reason_classifier.trends.sources import open_source
+
+    try:
+        source = open_source(url)
+    except ReasonClassifierError as error:
+        raise _StoreUnreadable(str(error)) from error
+    try:
+        document = compute_trends(source, options).document.model_dump(mode="json")
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    except ReasonClassifierError as error:
+        if "cannot read the rows" in str(error):
+            raise _StoreUnreadable(str(error)) from error
+        raise
+    finally:
+        source.close()
+
+
 def trends_router(state: ServiceState) -> APIRouter:
     from reason_classifier.trends.models import TrendsDocument
 
     router = APIRouter(tags=["trends"])
     one_at_a_time = asyncio.Lock()
-    answers: dict[str, tuple[float, Any]] = {}
+    answers: dict[str, tuple[float, bytes]] = {}
 
     @router.get("/trends", response_model=TrendsDocument,
                 responses={404: {"description": "The service has no store configured, or nothing was stored yet."}})
@@ -78,10 +103,8 @@ def trends_router(state: ServiceState) -> APIRouter:
     ) -> Any:
         """Answers, shares, revenue lost and changes per period, reason and segment, from the stored answers."""
         from reason_classifier.database import database_url
-        from reason_classifier.trends import TrendOptions, compute_trends
+        from reason_classifier.trends import TrendOptions
         from reason_classifier.trends.aggregate import BadValueError
-
-        from .routes import _json
 
         if not state.settings.store:
             raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
@@ -100,23 +123,24 @@ def trends_router(state: ServiceState) -> APIRouter:
             async with one_at_a_time:
                 made, document = answers.get(query, (float("-inf"), None))
                 if time.monotonic() - made >= state.settings.trends_cache_seconds:
-                    report = await asyncio.to_thread(compute_trends, database_url(state.settings.store), options)
-                    document = report.document.model_dump(mode="json")
+                    document = await asyncio.to_thread(_compute, database_url(state.settings.store), options)
                     now = time.monotonic()
                     for stale in [k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds]:
                         del answers[stale]
                     answers[query] = (now, document)
+        except _StoreUnreadable as error:
+            if "no such file" in str(error):
+                raise ApiError(404, "no_store", "nothing has been stored yet") from None
+            log.error("trends: the store cannot be read (%s); details at debug level", type(error.__cause__).__name__)
+            log.debug("trends: %s", error)
+            raise ApiError(503, "store_error", "the stored answers cannot be read for trends now; the log has the "
+                           "details") from None
         except BadValueError as error:  # never the stored value itself
             log.debug("trends: %s", error)
             raise ApiError(422, "unreadable_values", f"{error.column}: {error.rows} stored value(s) {error.problem} "
                            "(values are not shown)", error.column) from None
-        except ReasonClassifierError as error:
-            if "no such file" in str(error):
-                raise ApiError(404, "no_store", "nothing has been stored yet") from None
-            log.error("trends: the store cannot be reported on: %s", type(error).__name__)
-            log.debug("trends: %s", error)
-            raise ApiError(503, "store_error", "the stored answers cannot be read for trends now; the log has the "
-                           "details") from None
-        return _json(document)
+        except ReasonClassifierError as error:  # about the options (a span too long to list): no stored value
+            raise ApiError(422, "invalid_request", str(error)) from None
+        return Response(document, media_type="application/json")
 
     return router
