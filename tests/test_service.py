@@ -157,6 +157,24 @@ def test_bad_batches(client):
     assert_error(client.post("/v1/classify/batch", json={"items": "nope"}), 422, "invalid_request", "items")
 
 
+def test_a_big_batch_is_counted_before_its_items_are_validated_and_parsed_off_the_loop(client, monkeypatch):
+    """Observed: 24 batches of 60,000 tiny items pushed normal requests' p50 from 21 ms to 2.3 s: every item was
+    validated, on the event loop, before the size check."""
+    import reason_classifier.service.body as body_module
+
+    parsed_in: list[str] = []
+    original = body_module.parse_json
+    monkeypatch.setattr(body_module, "parse_json", lambda body: parsed_in.append(threading.current_thread().name) or original(body))
+    huge = json.dumps({"items": [{"text": 3}] * 60_000}).encode()
+    assert len(huge) < 1_048_576
+    error = assert_error(client.post("/v1/classify/batch", content=huge, headers={"content-type": "application/json"}),
+                         422, "batch_too_large", "items", 100)  # not items.0.text: nothing was validated
+    assert error["message"].startswith("60000 items")
+    assert parsed_in and all(name.startswith("asyncio_") for name in parsed_in)  # a worker thread, not the loop
+    small = client.post("/v1/classify/batch", json={"items": [{"text": "too expensive"}]})
+    assert small.status_code == 200 and not parsed_in[-1].startswith("asyncio_")  # small bodies skip the thread hop
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     declared = client.post("/v1/classify", content=b"{" + b" " * 1_100_000 + b"}", headers={"content-type": "application/json"})
     assert_error(declared, 413, "body_too_large", "body", 1_048_576)
