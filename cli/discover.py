@@ -12,10 +12,7 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
-
-def register(app: typer.Typer) -> None:
-    app.command()(discover)
-    app.command()(label)
+from .common import console, fail, guess_text_column, output, progress_bar
 
 
 def discover(
@@ -34,7 +31,6 @@ def discover(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
-    from reason_classifier.cli.main import _guess_text_column, _progress, console, fail, output
     from reason_classifier.survey_files import detect_format, open_reader
     from reason_classifier.training.discover import DiscoveryOptions, discover as run_discovery
 
@@ -47,8 +43,8 @@ def discover(
         fmt = detect_format(input, format)
         if text_column is None:
             with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = _guess_text_column(reader.columns, input)
-        with _progress(console) as progress:
+                text_column = guess_text_column(reader.columns, input)
+        with progress_bar(console) as progress:
             task = progress.add_task("reading", total=None)
             result = run_discovery(
                 input, text_column, output_dir, options, input_format=format, encoding=encoding, sheet=sheet,
@@ -88,7 +84,6 @@ def label(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Apply a reviewed clusters.yaml: every answer of a mapped cluster gets its category and sub-reason."""
-    from reason_classifier.cli.main import fail, output
     from reason_classifier.training.label import label as apply_review
 
     try:

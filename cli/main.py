@@ -7,27 +7,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reason_classifier.config import LIKELY_TEXT_COLUMNS, Settings
+from reason_classifier.config import Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
+
+from .common import console, fail, guess_text_column, output, progress_bar
+from .discover import discover, label
+from .trends import trends
 
 app = typer.Typer(
     help="Turn the free text of churn and cancellation surveys into reasons a business can act on.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-output = Console()
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 @app.command()
@@ -52,13 +46,13 @@ def tag(
         fmt = detect_format(input, format)
         if text_column is None:
             with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = _guess_text_column(reader.columns, input)
+                text_column = guess_text_column(reader.columns, input)
         target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
         classifier = ReasonClassifier.load(
             model or settings.model, threads=settings.threads, max_chars=settings.max_chars,
             detect_language=settings.detect_language,
         )
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"tagging {input.name}", total=None)
             summary = tag_file(
                 input, target, classifier, text_column, input_format=fmt, output_format=output_format,
@@ -82,24 +76,6 @@ def tag(
         f"{summary.abstained} abstained (too unsure, tagged other). "
         f"{summary.rows_per_second:,.0f} rows/s.",
         highlight=False,
-    )
-
-
-def _guess_text_column(columns: list[str], path: Path) -> str:
-    by_name = {c.strip().lower(): c for c in columns}
-    for name in LIKELY_TEXT_COLUMNS:
-        if name in by_name:
-            console.print(f"using column {by_name[name]!r} as the answer text (set --text-column to choose another)")
-            return by_name[name]
-    raise ReasonClassifierError(
-        f"{path}: which column holds the answers? Pass --text-column; the columns are: {', '.join(map(repr, columns))}"
-    )
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
     )
 
 
@@ -132,7 +108,7 @@ def train(
         else:
             labelled, test = split_heldout(labelled, seed=training_config.seed)
             test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("training", total=None)
 
             def report(stage: str, step: int, total: int, loss: float | None) -> None:
@@ -235,12 +211,8 @@ def serve(
     )
 
 
-from reason_classifier.cli import discover as _discover  # noqa: E402  (discover and label live in their own module)
-
-_discover.register(app)
-
-from reason_classifier.cli.trends import trends  # noqa: E402 - its own module; registered here
-
+app.command()(discover)
+app.command()(label)
 app.command()(trends)
 
 

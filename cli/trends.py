@@ -12,6 +12,8 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
+from .common import console, fail, output
+
 
 def trends(
     source: Annotated[str, typer.Argument(help="A tagged export (.csv .tsv .jsonl .parquet .xlsx, the output of `tag`), the service's SQLite store, or a postgresql:// URL.")],
@@ -34,7 +36,6 @@ def trends(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the last period as JSON.")] = False,
 ) -> None:
     """Reason trends for product teams: shares and revenue lost per period, reason and segment, top movers, emerging reasons."""
-    from reason_classifier.cli.main import console, fail, output
     from reason_classifier.trends import TrendOptions, compute_trends
     from reason_classifier.trends.report import write_trends
     from reason_classifier.trends.sources import open_source

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +19,7 @@ from .models import (
     BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ErrorResponse, Status, TaxonomyResponse,
 )
 from .predictor import ItemFailed, PredictTimeout
+from .responses import json_response
 from .store import now
 from .text import unencodable_at
 from .trends import trends_router
@@ -77,7 +77,7 @@ def build_router(state: ServiceState) -> APIRouter:
         """Classify one answer: the reason, the save offer to show, and the team to alert."""
         _check_text(request.text, "text", state.max_chars)
         [prediction] = await _predict(state, [request])
-        return _json(_respond(state, request, prediction, 0))
+        return json_response(_respond(state, request, prediction, 0))
 
     @v1.post("/classify/batch", response_model=BatchResponse, dependencies=[Depends(require_ready), Depends(require_batch_size)],
              tags=["classify"])
@@ -88,7 +88,7 @@ def build_router(state: ServiceState) -> APIRouter:
         predictions = await _predict(state, batch.items)
         items = [_respond(state, item, p, i, store=False) for i, (item, p) in enumerate(zip(batch.items, predictions))]
         _store(state, batch.items, items)
-        return _json({"items": items, "model_version": state.model_version, "request_id": request_id_var.get()})
+        return json_response({"items": items, "model_version": state.model_version, "request_id": request_id_var.get()})
 
     @v1.get("/taxonomy", response_model=TaxonomyResponse, dependencies=[Depends(require_ready)], tags=["taxonomy"])
     async def taxonomy() -> Any:
@@ -122,11 +122,6 @@ def build_router(state: ServiceState) -> APIRouter:
     v1.include_router(trends_router(state))
     router.include_router(v1)
     return router
-
-
-def _json(body: dict[str, Any]) -> Response:
-    """The response as built (its shape is the route's response_model, tested), without FastAPI validating it again."""
-    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
 def _check_text(text: str, field: str, max_chars: int) -> None:
