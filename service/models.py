@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from .offers import OfferKind
+from .text import clean, unencodable_at
 
 LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
+
+
+def _encodable(value: str) -> str:
+    if not value.isascii() and (position := unencodable_at(value)) is not None:
+        raise ValueError(f"not valid Unicode (a lone surrogate at character {position})")
+    return value
+
+
+Encodable = Annotated[str, AfterValidator(_encodable)]
 
 
 class ClassifyRequest(BaseModel):
@@ -28,10 +38,12 @@ class ClassifyRequest(BaseModel):
             "The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default)."
         )
     )
-    customer_id: str | None = Field(
+    customer_id: Encodable | None = Field(
         default=None, max_length=200, description="Carried into the alert and the stored row."
     )
-    plan: str | None = Field(default=None, max_length=100, description="The customer's plan; offers may depend on it.")
+    plan: Encodable | None = Field(
+        default=None, max_length=100, description="The customer's plan; offers may depend on it."
+    )
     mrr: float | None = Field(
         default=None,
         ge=0,
@@ -45,8 +57,10 @@ class ClassifyRequest(BaseModel):
             "The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected."
         ),
     )
-    metadata: dict[str, Any] | None = Field(
-        default=None, description="Anything else to store with the answer (not used to classify)."
+    metadata: Annotated[dict[str, Any] | None, AfterValidator(clean)] = Field(
+        default=None,
+        description="Anything else to store with the answer (not used to classify); "
+        "a lone surrogate in it is stored as U+FFFD.",
     )
 
 

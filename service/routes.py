@@ -6,13 +6,14 @@ import hmac
 import logging
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 
 from reason_classifier.answers import check_answer
 from reason_classifier.classifier import Prediction
 
+from .body import OffLoopJsonRoute, item_count
 from .errors import ApiError, request_id_var
 from .models import (
     BatchRequest,
@@ -23,9 +24,10 @@ from .models import (
     Status,
     TaxonomyResponse,
 )
-from .predictor import PredictTimeout
+from .predictor import ItemFailed, PredictTimeout
 from .responses import json_response
 from .store import now
+from .text import unencodable_at
 from .trends import trends_router
 
 if TYPE_CHECKING:
@@ -77,7 +79,19 @@ def build_router(state: ServiceState) -> APIRouter:
                 else "the service could not load its model; see /readyz",
             )
 
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_ERRORS)
+    async def require_batch_size(request: Request) -> None:
+        """Before pydantic validates the items: 60,000 of them cost the event loop far more than counting."""
+        count = await item_count(request, "items")
+        if count is not None and count > settings.max_batch_items:
+            raise ApiError(
+                422,
+                "batch_too_large",
+                f"{count} items is over the limit of {settings.max_batch_items} per request",
+                "items",
+                settings.max_batch_items,
+            )
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_ERRORS, route_class=OffLoopJsonRoute)
     router = APIRouter()
 
     @v1.post("/classify", response_model=ClassifyResponse, dependencies=[Depends(require_ready)], tags=["classify"])
@@ -87,17 +101,14 @@ def build_router(state: ServiceState) -> APIRouter:
         [prediction] = await _predict(state, [request])
         return json_response(_respond(state, request, prediction, 0))
 
-    @v1.post("/classify/batch", response_model=BatchResponse, dependencies=[Depends(require_ready)], tags=["classify"])
+    @v1.post(
+        "/classify/batch",
+        response_model=BatchResponse,
+        dependencies=[Depends(require_ready), Depends(require_batch_size)],
+        tags=["classify"],
+    )
     async def classify_batch(batch: BatchRequest) -> Any:
         """Classify up to `max_batch_items` answers; the answers come back in the order sent."""
-        if len(batch.items) > settings.max_batch_items:
-            raise ApiError(
-                422,
-                "batch_too_large",
-                f"{len(batch.items)} items is over the limit of {settings.max_batch_items} per request",
-                "items",
-                settings.max_batch_items,
-            )
         for i, item in enumerate(batch.items):
             _check_text(item.text, f"items.{i}.text", state.max_chars)
         predictions = await _predict(state, batch.items)
@@ -149,6 +160,13 @@ def build_router(state: ServiceState) -> APIRouter:
 
 
 def _check_text(text: str, field: str, max_chars: int) -> None:
+    if not text.isascii() and (position := unencodable_at(text)) is not None:
+        raise ApiError(
+            422,
+            "invalid_text",
+            f"{field}: not valid Unicode (a lone surrogate at character {position}); send the answer as UTF-8 text",
+            field,
+        )
     problem = check_answer(text, max_chars)
     if problem is None:
         return
@@ -170,6 +188,18 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
         state.metrics.model_errors.labels("timeout").inc()
         log.error("request %s: %s (%d answer(s))", request_id, error, len(items))
         raise ApiError(503, "timeout", f"{error}; go on without a classification and retry later") from None
+    except ItemFailed as failed:
+        state.metrics.model_errors.labels("error").inc()
+        field = "text" if len(items) == 1 else f"items.{failed.index}.text"
+        log.error(
+            "request %s: the model failed on %s: %s: %s",
+            request_id,
+            field,
+            type(failed.error).__name__,
+            failed.error,
+            exc_info=failed.error,
+        )
+        raise ApiError(503, "model_error", f"the model could not classify {field}; go on without it", field) from None
     except Exception as error:
         state.metrics.model_errors.labels("error").inc()
         log.error("request %s: the model failed: %s: %s", request_id, type(error).__name__, error, exc_info=True)

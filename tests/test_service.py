@@ -196,6 +196,31 @@ def test_bad_batches(client):
     assert_error(client.post("/v1/classify/batch", json={"items": "nope"}), 422, "invalid_request", "items")
 
 
+def test_a_big_batch_is_counted_before_its_items_are_validated_and_parsed_off_the_loop(client, monkeypatch):
+    """Observed: 24 batches of 60,000 tiny items pushed normal requests' p50 from 21 ms to 2.3 s: every item was
+    validated, on the event loop, before the size check."""
+    import reason_classifier.service.body as body_module
+
+    parsed_in: list[str] = []
+    original = body_module.parse_json
+    monkeypatch.setattr(
+        body_module, "parse_json", lambda body: parsed_in.append(threading.current_thread().name) or original(body)
+    )
+    huge = json.dumps({"items": [{"text": 3}] * 60_000}).encode()
+    assert len(huge) < 1_048_576
+    error = assert_error(
+        client.post("/v1/classify/batch", content=huge, headers={"content-type": "application/json"}),
+        422,
+        "batch_too_large",
+        "items",
+        100,
+    )  # not items.0.text: nothing was validated
+    assert error["message"].startswith("60000 items")
+    assert parsed_in and all(name.startswith("asyncio_") for name in parsed_in)  # a worker thread, not the loop
+    small = client.post("/v1/classify/batch", json={"items": [{"text": "too expensive"}]})
+    assert small.status_code == 200 and not parsed_in[-1].startswith("asyncio_")  # small bodies skip the thread hop
+
+
 def test_oversized_body_is_refused_before_parsing(client):
     declared = client.post(
         "/v1/classify", content=b"{" + b" " * 1_100_000 + b"}", headers={"content-type": "application/json"}
@@ -208,6 +233,80 @@ def test_oversized_body_is_refused_before_parsing(client):
 
     streamed = client.post("/v1/classify", content=chunks(), headers={"content-type": "application/json"})
     assert_error(streamed, 413, "body_too_large", "body", 1_048_576)
+
+
+def test_lone_surrogate_is_refused_naming_the_field(client):
+    headers = {"content-type": "application/json"}
+    one = client.post("/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers)
+    assert "surrogate" in assert_error(one, 422, "invalid_text", "text")["message"]
+    batch = client.post(
+        "/v1/classify/batch", content=b'{"items": [{"text": "ok"}, {"text": "x \\udfff"}]}', headers=headers
+    )
+    assert_error(batch, 422, "invalid_text", "items.1.text")
+    for field in ("customer_id", "plan"):
+        body = b'{"text": "too expensive", "%s": "c-\\ud83d"}' % field.encode()
+        assert_error(client.post("/v1/classify", content=body, headers=headers), 422, "invalid_request", field)
+    paired = client.post("/v1/classify", content=b'{"text": "too expensive \\ud83d\\ude00"}', headers=headers)
+    assert paired.status_code == 200  # an escaped pair is one valid character (an emoji)
+
+
+def test_bad_answers_never_fail_their_neighbours(client):
+    """Observed: lone surrogates mixed into concurrent traffic made the model raise for its whole micro-batch."""
+    headers = {"content-type": "application/json"}
+
+    def call(i: int) -> tuple[bool, int]:
+        if i % 5 == 0:
+            return False, client.post(
+                "/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers
+            ).status_code
+        return True, client.post("/v1/classify", json={"text": f"too expensive for us {i}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(call, range(150)))
+    assert [status for normal, status in results if normal] == [200] * 120
+    assert {status for normal, status in results if not normal} == {422}
+
+
+def test_a_model_failure_fails_only_the_request_whose_answer_caused_it(classifier, monkeypatch):
+    import asyncio
+
+    from reason_classifier.service.predictor import ItemFailed, Predictor
+
+    calls: list[int] = []
+
+    def fragile(texts: list[str]):
+        calls.append(len(texts))
+        if any("poison" in t for t in texts):
+            raise ValueError("cannot encode")
+        return classifier.predict(texts)
+
+    async def scenario():
+        predictor = Predictor(fragile)
+        predictor.start()
+        try:
+            return await asyncio.gather(
+                predictor.predict(["too expensive"], 5),
+                predictor.predict(["ok", "poison here", "ok"], 5),
+                predictor.predict(["support never answered", "too slow"], 5),
+                return_exceptions=True,
+            )
+        finally:
+            await predictor.stop()
+
+    first, second, third = asyncio.run(scenario())
+    assert calls[0] == 6  # the three requests were one call to the model
+    assert [p.category for p in first] == ["pricing"] and len(third) == 2
+    assert isinstance(second, ItemFailed) and second.index == 1
+
+    with running(classifier) as client:
+        monkeypatch.setattr(client.app.state.service.predictor, "_predict", fragile)
+        error = assert_error(
+            client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": "poison"}]}),
+            503,
+            "model_error",
+            "items.1.text",
+        )
+        assert "poison" not in error["message"]
 
 
 def test_unknown_route_and_method(client):
@@ -245,7 +344,7 @@ def test_model_error_is_503_and_logged(classifier, caplog, monkeypatch):
         monkeypatch.setattr(state.predictor, "_predict", broken)
         with caplog.at_level(logging.ERROR, logger="service"):
             response = client.post("/v1/classify", json={"text": "a private answer about my divorce"})
-        error = assert_error(response, 503, "model_error")
+        error = assert_error(response, 503, "model_error", "text")
         assert any(
             error["request_id"] in r.getMessage() and "encoder exploded" in r.getMessage() for r in caplog.records
         )

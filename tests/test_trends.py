@@ -425,7 +425,7 @@ def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
         assert response.status_code == 200, response.text
         served = response.json()
         bad = client.get("/v1/trends", params={"by": "tier"})
-        assert bad.status_code == 422 and "no column 'tier'" in bad.json()["error"]["message"]
+        assert bad.status_code == 422 and "'tier' is not a segment" in bad.json()["error"]["message"]
     result = runner.invoke(app, ["trends", str(database), "-o", str(tmp_path / "out"), "--by", "plan", "--no-emerging"])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "out" / "trends.json").read_text())
@@ -433,6 +433,89 @@ def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
     assert served["summary"]["rows_reported"] == 151 and served["examples"] == []
     with running(classifier) as client:
         assert client.get("/v1/trends").json()["error"]["code"] == "no_store"
+
+
+def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values(classifier, tmp_path):
+    """Observed: by=text and by=customer_id listed every stored answer and customer id; weight=text quoted one."""
+    from reason_classifier.service.store import AnswerStore
+    from tests.service_helpers import running
+
+    data = generated(60, seed=4)
+    rows = _store_rows(data)
+    for i, r in enumerate(rows):
+        r["text"] = f"private answer {i}"
+        r["metadata"] = {"contract": r["metadata"]["contract"], "email": f"person{i}@example.com", "tenure": "long"}
+    database = tmp_path / "store.db"
+    seed_store = AnswerStore(str(database))
+    seed_store.add(rows)
+    seed_store.flush()
+    seed_store.close()
+    with running(classifier, store=str(database), trends_metadata_keys=["contract", "tenure"]) as client:
+        refused = [
+            client.get("/v1/trends", params=params)
+            for params in (
+                {"by": "text"},
+                {"by": "customer_id"},
+                {"by": "request_id"},
+                {"by": "metadata.email"},
+                {"by": "mrr"},
+                {"weight": "text"},
+                {"weight": "customer_id"},
+                {"by": "metadata.tenure:1,2"},
+            )
+        ]
+        assert [r.status_code for r in refused] == [422] * 8
+        assert [r.json()["error"]["field"] for r in refused] == ["by"] * 5 + ["weight", "weight", "metadata.tenure"]
+        assert refused[0].json()["error"]["code"] == "segment_not_allowed"
+        assert refused[-1].json()["error"]["code"] == "unreadable_values"
+        for response in refused:
+            assert (
+                "private answer" not in response.text
+                and "example.com" not in response.text
+                and "'long'" not in response.text
+            )
+            assert not any(f"c{i}" in response.text.split() for i in range(60))
+        allowed = client.get("/v1/trends", params={"by": ["plan", "language", "metadata.contract", "mrr:50,200"]})
+        assert allowed.status_code == 200, allowed.text
+        values = {(r["segment"], r["segment_value"]) for r in allowed.json()["rows"]}
+        assert {s for s, _ in values} == {"all", "plan", "language", "metadata.contract", "mrr band"}
+        assert "private answer" not in allowed.text and "example.com" not in allowed.text
+
+
+def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_the_way_out(classifier, tmp_path):
+    """Observed: a stored metadata value with a lone surrogate made `by=metadata.KEY` answer 500 forever, and the CLI
+    crash."""
+    from reason_classifier.service.store import AnswerStore
+    from tests.service_helpers import running
+
+    database = tmp_path / "store.db"
+    seed_store = AnswerStore(str(database))
+    seed_store.add(_store_rows(generated(30, seed=6)))
+    seed_store.flush()
+    with seed_store.engine.begin() as connection:  # as an older version stored it
+        connection.exec_driver_sql(
+            """UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}' WHERE id = 1"""
+        )
+    seed_store.close()
+    with running(classifier, store=str(database), trends_cache_seconds=0) as client:
+        sent = client.post(
+            "/v1/classify",
+            content=b'{"text": "too expensive", "metadata": {"contract": "mon\\udc00thly", "\\ud800": 1}}',
+            headers={"content-type": "application/json"},
+        )
+        assert sent.status_code == 200, sent.text
+        store = client.app.state.service.store
+        store.flush()
+        assert store.rows()[-1]["metadata"] == {"contract": "mon\ufffdthly", "\ufffd": 1}
+        for _ in range(2):
+            response = client.get("/v1/trends", params={"by": "metadata.contract"})
+            assert response.status_code == 200, response.text
+        values = {r["segment_value"] for r in response.json()["rows"] if r["segment"] == "metadata.contract"}
+        assert {"an\ufffdnual", "mon\ufffdthly", "annual", "monthly"} <= values
+    result = runner.invoke(
+        app, ["trends", str(database), "-o", str(tmp_path / "out"), "--by", "metadata.contract", "--no-emerging"]
+    )
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize(("cache_seconds", "second_count"), [(60.0, 1), (0.0, 2)])

@@ -71,6 +71,15 @@ _NUMBER_TYPES = (
 )
 
 
+class BadValueError(InputError):
+    """A stored value cannot be read as the report needs it. The message quotes the value (the CLI's
+    user owns the file); `column`, `problem` and `rows` say the same without it, for the service."""
+
+    def __init__(self, message: str, column: str, problem: str, rows: int) -> None:
+        super().__init__(message)
+        self.column, self.problem, self.rows = column, problem, rows
+
+
 @dataclass
 class TrendReport:
     """A computed report: the document (numbers, examples) and the sample of the last period's
@@ -357,7 +366,7 @@ def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) 
             row = src.row_of(column, value)
         where = f"row {row}" if row is not None else "a row"
         others = f" ({total - 1} more row(s) like it)" if total > 1 else ""
-        raise InputError(f"{src}, {where}: {column} {value!r} {what}{others}; {hint}")
+        raise BadValueError(f"{src}, {where}: {column} {value!r} {what}{others}; {hint}", column, what, total)
 
 
 def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
