@@ -5,7 +5,11 @@ class ReasonClassifierError(Exception):
     """Base of every error this library raises on purpose (bad input, bad files, bad config)."""
 
 
-class TaxonomyError(ReasonClassifierError):
+class ConfigError(ReasonClassifierError):
+    """A configuration file people edit is invalid; the message says `file, line N: dotted.key: what is wrong`."""
+
+
+class TaxonomyError(ConfigError):
     """The taxonomy file is invalid; the message names the key and its line."""
 
 

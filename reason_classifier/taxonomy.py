@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from .config_files import parse_yaml, validate
 from .errors import TaxonomyError
 from .resources import package_path
 
@@ -24,6 +25,7 @@ CATEGORIES: tuple[str, ...] = ("product", "pricing", "support", "market", "other
 """The fixed top level, in the order reports show it. `other` is where the classifier abstains."""
 
 ABSTAIN_CATEGORY = "other"
+_EXPECTED = "a mapping with 'version' and 'categories' at the top"
 
 DEFAULT_TAXONOMY_PATH = package_path("reason_classifier", "default_model", "taxonomy.yaml")
 """The taxonomy the shipped model was trained on; the repository's editable one is labels/taxonomy.yaml."""
@@ -98,11 +100,8 @@ class Taxonomy(BaseModel):
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<taxonomy>") -> Taxonomy:
-        data, lines = _parse_with_lines(text, source)
-        try:
-            return cls.model_validate(data)
-        except ValidationError as error:
-            raise TaxonomyError(_describe(error, lines, source)) from None
+        document = parse_yaml(text, source, error=TaxonomyError, expected=_EXPECTED)
+        return validate(cls, document, error=TaxonomyError, what="taxonomy")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), allow_unicode=True, sort_keys=False, width=120)
@@ -151,50 +150,3 @@ class LabelledExample:
     category: str
     sub_reason: str | None
     language: str | None = None
-
-
-def _parse_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
-    """YAML to Python plus the line of every key path; refuses duplicate keys, which YAML silently merges."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as error:
-        raise TaxonomyError(f"{source}: not valid YAML: {error}") from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, dict):
-        raise TaxonomyError(f"{source}: expected a mapping with 'version' and 'categories' at the top")
-
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> None:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            seen: set[str] = set()
-            for key_node, value_node in node.value:
-                key = key_node.value
-                if key in seen:
-                    dotted = ".".join(map(str, (*path, key)))
-                    raise TaxonomyError(f"{source}, line {key_node.start_mark.line + 1}: {dotted}: duplicate key")
-                seen.add(key)
-                walk(value_node, (*path, key))
-                lines[(*path, key)] = key_node.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*path, index))
-
-    assert node is not None  # the document is a mapping, so it has a node
-    walk(node, ())
-    return data, lines
-
-
-def _describe(error: ValidationError, lines: dict[tuple, int], source: str) -> str:
-    messages = []
-    for problem in error.errors():
-        path = tuple(problem["loc"])
-        known = next(path[:n] for n in range(len(path), -1, -1) if path[:n] in lines)
-        dotted = ".".join(map(str, path)) or "(top level)"
-        message = problem["msg"].removeprefix("Value error, ")
-        messages.append(f"{source}, line {lines[known]}: {dotted}: {message}")
-    return "invalid taxonomy:\n  " + "\n  ".join(messages)

@@ -12,16 +12,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.config_files import load
+from reason_classifier.errors import ConfigError
 from reason_classifier.taxonomy import CATEGORIES, Taxonomy
 
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
-class OffersError(ReasonClassifierError):
+class OffersError(ConfigError):
     """The offers file is invalid; the message names the file and the dotted key."""
 
 
@@ -124,21 +124,7 @@ class OffersConfig(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> OffersConfig:
         """Read and validate an offers file, or raise `OffersError` naming the file and key."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise OffersError(f"cannot read offers file {path}: {error.strerror or error}") from None
-        except yaml.YAMLError as error:
-            raise OffersError(f"{path}: not valid YAML: {error}") from None
-        try:
-            return cls.model_validate(data)
-        except ValidationError as error:
-            problems = "\n  ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise OffersError(f"invalid offers file {path}:\n  {problems}") from None
+        return load(cls, path, error=OffersError, what="offers file")
 
     def check_against(self, taxonomy: Taxonomy) -> None:
         """Refuse rules naming a sub-reason the model's taxonomy does not have (a typo would never match)."""

@@ -13,12 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reason_classifier.config import Settings as LibrarySettings
-from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.config_files import YamlDocument, read_yaml
+from reason_classifier.errors import ConfigError
 from reason_classifier.resources import package_path
 
 ENV_PREFIX = "REASON_CLASSIFIER_SERVICE_"
@@ -26,7 +26,7 @@ CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
 DEFAULT_OFFERS_PATH = package_path("reason_classifier.service", "offers.yaml")
 
 
-class SettingsError(ReasonClassifierError):
+class SettingsError(ConfigError):
     """The service settings (environment or file) are invalid; the message names the setting."""
 
 
@@ -99,11 +99,7 @@ class ServiceSettings(BaseSettings):
                 os.environ[CONFIG_FILE_VARIABLE] = str(config_file)
             return cls(**overrides)
         except ValidationError as error:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in error.errors()
-            )
-            raise SettingsError(f"invalid service settings: {problems}") from None
+            raise SettingsError("invalid service settings:\n  " + "\n  ".join(_describe(error, overrides))) from None
         finally:
             if config_file is not None:
                 if previous is None:
@@ -129,17 +125,37 @@ class _YamlFile(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get(CONFIG_FILE_VARIABLE)
-        if not path:
-            return {}
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as error:
-            raise SettingsError(f"cannot read service config {path}: {error.strerror or error}") from None
-        except yaml.YAMLError as error:
-            raise SettingsError(f"{path}: not valid YAML: {error}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise SettingsError(f"{path}: expected a mapping of setting names to values")
-        return {str(key).lower(): value for key, value in data.items()}
+        document = _settings_file()
+        return {str(key).lower(): value for key, value in document.data.items()} if document else {}
+
+
+def _settings_file() -> YamlDocument | None:
+    """The YAML file named by `REASON_CLASSIFIER_SERVICE_CONFIG`, parsed, or None when there is none."""
+    path = os.environ.get(CONFIG_FILE_VARIABLE)
+    if not path:
+        return None
+    return read_yaml(
+        path, error=SettingsError, what="service config", expected="a mapping of setting names to values", empty=True
+    )
+
+
+def _describe(error: ValidationError, overrides: dict[str, Any]) -> list[str]:
+    """Each problem named where its value came from: `file, line N: key: ...` for the file, `key: ...` otherwise."""
+    try:
+        document = _settings_file()
+    except SettingsError:
+        document = None
+    from_file = {str(key).lower(): key for key in document.data} if document else {}
+    messages = []
+    for problem in error.errors():
+        location = tuple(problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        setting = str(location[0]) if location else ""
+        in_environment = f"{ENV_PREFIX}{setting}".upper() in {name.upper() for name in os.environ}
+        in_file = setting in from_file and setting not in overrides and not in_environment
+        if document and in_file:
+            where = document.where((from_file[setting], *location[1:]))
+            messages.append(f"{where}: {'.'.join(map(str, location))}: {message}")
+        else:
+            messages.append(f"{'.'.join(map(str, location)) or '(file)'}: {message}")
+    return messages

@@ -20,14 +20,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from reason_classifier.atomic import write_bytes_atomically
-from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.config_files import dotted, read_yaml, validate
+from reason_classifier.errors import ConfigError
 from reason_classifier.prototypes import NEW
 from reason_classifier.taxonomy import CATEGORIES, Taxonomy
 
@@ -51,7 +53,7 @@ HEADER = """\
 """
 
 
-class ReviewError(ReasonClassifierError):
+class ReviewError(ConfigError):
     """The edited review file is invalid; every message names the cluster id, the field and the line."""
 
 
@@ -135,19 +137,14 @@ class Decision:
 def read_review_file(folder: Path) -> tuple[ReviewFile, dict[tuple, int]]:
     """Parse and type-check `folder/clusters.yaml`; raises ReviewError naming cluster id, field and line."""
     path = Path(folder) / REVIEW_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ReviewError(f"cannot read the review file {path}: {error.strerror or error}") from None
-    data, lines = _parse(text, path)
-    try:
-        return ReviewFile.model_validate(data), lines
-    except ValidationError as error:
-        messages = []
-        for problem in error.errors():
-            loc = tuple(problem["loc"])
-            messages.append(_where(path, data, lines, loc) + problem["msg"].removeprefix("Value error, "))
-        raise ReviewError("invalid review file:\n  " + "\n  ".join(messages)) from None
+    document = read_yaml(
+        path,
+        error=ReviewError,
+        what="the review file",
+        expected="a mapping with 'clusters' at the top (was the file emptied?)",
+    )
+    review = validate(ReviewFile, document, error=ReviewError, what="review file", name=partial(_name, document.data))
+    return review, document.lines
 
 
 def resolve_decisions(
@@ -300,39 +297,11 @@ def _ranges(numbers: list[int]) -> str:
     return shown + (f" and {len(numbers) - 20} more" if len(numbers) > 20 else "") if numbers else "(none)"
 
 
-def _parse(text: str, path: Path) -> tuple[Any, dict[tuple, int]]:
-    """YAML to Python plus the line of every key (path of keys and list indices → line)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ReviewError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ReviewError(f"{path}: expected a mapping with 'clusters' at the top (was the file emptied?)")
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, where: tuple) -> None:
-        lines.setdefault(where, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                lines[(*where, key.value)] = key.start_mark.line + 1
-                walk(value, (*where, key.value))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*where, index))
-
-    assert node is not None  # the document is a mapping, so it has a node
-    walk(node, ())
-    return data, lines
-
-
-def _where(path: Path, data: Any, lines: dict[tuple, int], loc: tuple) -> str:
-    known = next((loc[:n] for n in range(len(loc), 0, -1) if loc[:n] in lines), ())
-    line = lines.get(known)
-    prefix = f"{path}{f', line {line}' if line else ''}: "
+def _name(data: Any, loc: tuple) -> str:
+    """A problem's place as a reviewer finds it: `cluster 7: category` rather than `clusters.3.category`."""
     if len(loc) >= 2 and loc[0] == "clusters" and isinstance(loc[1], int):
         entry = (data.get("clusters") or [None])[loc[1]] if isinstance(data.get("clusters"), list) else None
         cluster = entry.get("id") if isinstance(entry, dict) else None
         field = ".".join(map(str, loc[2:])) or "(entry)"
-        return prefix + f"cluster {cluster if cluster is not None else f'entry {loc[1] + 1}'}: {field}: "
-    return prefix + (".".join(map(str, loc)) or "(top level)") + ": "
+        return f"cluster {cluster if cluster is not None else f'entry {loc[1] + 1}'}: {field}"
+    return dotted(loc)
