@@ -69,8 +69,8 @@ from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.diacritics import strip_diacritics  # noqa: E402
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy  # noqa: E402
-from training.corpus import HELDOUT_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
-from training.evaluate import score  # noqa: E402
+from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
+from reason_classifier.training.evaluate import score  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REAL_SETS = (
@@ -139,8 +139,8 @@ def zero_shot(taxonomy: Taxonomy, encoder_name: str):
 
 def frozen_use_peer(train: LabelledSet, taxonomy: Taxonomy):
     """A head over the frozen encoder alone (no fine-tuning, no n-grams): what the default recipe adds, measured."""
-    from training.config import TrainingConfig
-    from training.train import train as train_model
+    from reason_classifier.training.config import TrainingConfig
+    from reason_classifier.training.train import train as train_model
 
     classifier, _ = train_model(train, taxonomy, TrainingConfig(fine_tune_epochs=0, char_ngram_weight=0, use_taxonomy_examples=False))
     return (lambda texts: [p.category for p in classifier.predict(texts)]), {"recipe": "default with fine_tune_epochs=0, char_ngram_weight=0"}
@@ -276,7 +276,7 @@ def main() -> None:
 
 
 def run(arguments: argparse.Namespace, shipped: dict[str, dict]) -> None:
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     train = default_training_set(taxonomy)
     if arguments.limit:
         train = subsample(train, arguments.limit)

@@ -50,9 +50,9 @@ SUFFIXES = ("", "", " Bye.", " Thanks anyway.", "!", " :(", " - sorry", ".", " (
 
 def load_sets(names: list[str], seed: int) -> dict[str, list[dict]]:
     from reason_classifier.taxonomy import Taxonomy
-    from training.corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled
+    from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     own = [{"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
            for e in read_labelled([HELDOUT_PATH, TRAIN_PATH], taxonomy).examples]
     heldout = [{"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
@@ -116,7 +116,7 @@ def worker(export: str, folder: str, encoder: str, k: int) -> None:
     import numpy as np
     from sklearn.cluster import KMeans
 
-    from training.discover import DiscoveryOptions, discover
+    from reason_classifier.training.discover import DiscoveryOptions, discover
 
     started = time.perf_counter()
     result = discover(export, "text", folder, DiscoveryOptions(encoder=encoder, seed=SEED))

@@ -30,8 +30,8 @@ from bench.accuracy import SEED, read_real_sets  # noqa: E402
 from bench.peers import minilm_finetune  # noqa: E402
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, Taxonomy  # noqa: E402
-from training.corpus import HELDOUT_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
-from training.evaluate import score  # noqa: E402
+from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
+from reason_classifier.training.evaluate import score  # noqa: E402
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "english_expert.json")
     arguments = parser.parse_args()
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     train = default_training_set(taxonomy)
     datasets = {"heldout, English (labels/heldout)": english(read_labelled(HELDOUT_PATH, taxonomy)), **read_real_sets()}
 

@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from reason_classifier.encoders import minilm_path  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES  # noqa: E402
-from training.corpus import LabelledSet  # noqa: E402
+from reason_classifier.training.corpus import LabelledSet  # noqa: E402
 
 # SetFit 1.2.0's defaults build contrastive pairs by "oversampling": as many positive and negative
 # pairs as the larger of the two kinds, i.e. about n(n+1)/2 = 5.5 million pairs for our 3,306 rows,

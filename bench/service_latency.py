@@ -123,7 +123,7 @@ def start_server(port: int, model: str) -> tuple[subprocess.Popen, str | None]:
     # the setting, not `serve --model`: that option takes a folder and would resolve "fast" as a path
     environment["REASON_CLASSIFIER_SERVICE_MODEL"] = model
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120

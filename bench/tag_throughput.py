@@ -120,9 +120,9 @@ NUMBER_FORMS = ("({n})", "#{n}", "{n}x", "- {n}")
 def labelled_answers() -> list[tuple[str, str]]:
     """(language, text) of every labelled answer, train and held-out, in file order."""
     from reason_classifier.taxonomy import Taxonomy
-    from training.corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled
+    from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     answers = []
     for path in (TRAIN_PATH, HELDOUT_PATH):
         for file in sorted(path.glob("*.csv")):
@@ -217,12 +217,12 @@ def train_minilm(folder: Path, threads: int) -> dict:
 
 def _train_minilm_here(folder: Path, threads: int) -> dict:
     from reason_classifier.taxonomy import Taxonomy
-    from training.config import TrainingConfig
-    from training.corpus import TRAIN_PATH, read_labelled
-    from training.train import train
+    from reason_classifier.training.config import TrainingConfig
+    from reason_classifier.training.corpus import TAXONOMY_PATH, TRAIN_PATH, read_labelled
+    from reason_classifier.training.train import train
 
     started = time.perf_counter()
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     data = read_labelled(TRAIN_PATH, taxonomy)
     classifier, _ = train(data, taxonomy, TrainingConfig(encoder=MINILM), name="bench-minilm", threads=threads)
     classifier.save(folder)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from bench.accuracy import read_real_sets  # noqa: E402
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, Taxonomy  # noqa: E402
-from training.corpus import HELDOUT_PATH, read_labelled  # noqa: E402
-from training.evaluate import score  # noqa: E402
+from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, read_labelled  # noqa: E402
+from reason_classifier.training.evaluate import score  # noqa: E402
 
 WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 2))
 
@@ -42,7 +42,7 @@ def main() -> None:
     model = ReasonClassifier.load(arguments.model)
     if model.transformer is None:
         parser.error(f"{arguments.model or 'the default model'} carries no transformer")
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     datasets = {**read_real_sets(), "heldout (labels/heldout)": read_labelled(HELDOUT_PATH, taxonomy)}
     matrix = model.taxonomy.category_matrix()
     results: dict = {}

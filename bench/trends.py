@@ -115,7 +115,7 @@ def build_store(export: Path, database: Path) -> float:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    from service.store import classified_answers, metadata
+    from reason_classifier.service.store import classified_answers, metadata
 
     started = time.perf_counter()
     engine = create_engine(f"sqlite:///{database}")

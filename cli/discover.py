@@ -34,9 +34,9 @@ def discover(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
-    from cli.main import _guess_text_column, _progress, console, fail, output
+    from reason_classifier.cli.main import _guess_text_column, _progress, console, fail, output
     from reason_classifier.survey_files import detect_format, open_reader
-    from training.discover import DiscoveryOptions, discover as run_discovery
+    from reason_classifier.training.discover import DiscoveryOptions, discover as run_discovery
 
     try:
         options = DiscoveryOptions(
@@ -88,8 +88,8 @@ def label(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Apply a reviewed clusters.yaml: every answer of a mapped cluster gets its category and sub-reason."""
-    from cli.main import fail, output
-    from training.label import label as apply_review
+    from reason_classifier.cli.main import fail, output
+    from reason_classifier.training.label import label as apply_review
 
     try:
         summary = apply_review(folder, output_path, taxonomy)

@@ -116,16 +116,16 @@ def train(
     import yaml
 
     from reason_classifier.taxonomy import Taxonomy
-    from training.config import TrainingConfig
-    from training.corpus import read_labelled, split_heldout
-    from training.train import train_evaluate_save
+    from reason_classifier.training.config import TrainingConfig
+    from reason_classifier.training.corpus import default_taxonomy_path, read_labelled, split_heldout
+    from reason_classifier.training.train import train_evaluate_save
 
     try:
         options = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
         if base:
             options["encoder"] = base
         training_config = TrainingConfig.from_dict(options or {})
-        schema = Taxonomy.load(taxonomy)
+        schema = Taxonomy.load(taxonomy or default_taxonomy_path())
         labelled = read_labelled(data, schema)
         if heldout:
             test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
@@ -157,9 +157,9 @@ def evaluate(
 ) -> None:
     """Measure a model on labelled answers: accuracy, macro-F1, per class and language, confusion, calibration."""
     from reason_classifier.classifier import ReasonClassifier
-    from training.corpus import read_labelled
-    from training.evaluate import evaluate as evaluate_model
-    from training.report import write_report
+    from reason_classifier.training.corpus import read_labelled
+    from reason_classifier.training.evaluate import evaluate as evaluate_model
+    from reason_classifier.training.report import write_report
 
     try:
         classifier = ReasonClassifier.load(None if model == "default" else Path(model))
@@ -215,7 +215,7 @@ def serve(
 
     import uvicorn
 
-    from service.settings import CONFIG_FILE_VARIABLE, ENV_PREFIX, ServiceSettings
+    from reason_classifier.service.settings import CONFIG_FILE_VARIABLE, ENV_PREFIX, ServiceSettings
 
     # Workers are separate processes that build their settings from the environment, so pass the options there.
     if config is not None:
@@ -224,22 +224,22 @@ def serve(
         os.environ[f"{ENV_PREFIX}MODEL"] = str(model.resolve())
     try:
         settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
-        from service.offers import OffersConfig
+        from reason_classifier.service.offers import OffersConfig
 
         OffersConfig.load(settings.offers)
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     uvicorn.run(
-        "service.app:create_app", factory=True, host=host, port=port, workers=workers,
+        "reason_classifier.service.app:create_app", factory=True, host=host, port=port, workers=workers,
         log_level=settings.log_level, access_log=False,  # the service logs each request itself, without answer text
     )
 
 
-from cli import discover as _discover  # noqa: E402  (discover and label live in their own module)
+from reason_classifier.cli import discover as _discover  # noqa: E402  (discover and label live in their own module)
 
 _discover.register(app)
 
-from cli.trends import trends  # noqa: E402 - its own module; registered here
+from reason_classifier.cli.trends import trends  # noqa: E402 - its own module; registered here
 
 app.command()(trends)
 

@@ -34,7 +34,7 @@ def trends(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the last period as JSON.")] = False,
 ) -> None:
     """Reason trends for product teams: shares and revenue lost per period, reason and segment, top movers, emerging reasons."""
-    from cli.main import console, fail, output
+    from reason_classifier.cli.main import console, fail, output
     from reason_classifier.trends import TrendOptions, compute_trends
     from reason_classifier.trends.report import write_trends
     from reason_classifier.trends.sources import open_source

@@ -30,6 +30,7 @@ import numpy as np
 from .char_ngrams import CharNgrams
 from .errors import ModelFolderError, TaxonomyError
 from .heads import LinearHead
+from .resources import package_path
 from .taxonomy import Taxonomy
 
 FORMAT_VERSION = 5
@@ -49,7 +50,7 @@ REQUIRED_FILES = (CONFIG_FILE, HEAD_FILE, TAXONOMY_FILE)
 UNCHECKED_FILES = (CONFIG_FILE, METRICS_FILE, CARD_FILE)
 """Every other file of the folder (weights, taxonomy, encoder) is covered by a checksum in config.json."""
 
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "default_model"
+DEFAULT_MODEL_PATH = package_path("reason_classifier", "default_model")
 
 
 @dataclass

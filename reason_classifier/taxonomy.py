@@ -18,13 +18,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from .errors import TaxonomyError
+from .resources import package_path
 
 CATEGORIES: tuple[str, ...] = ("product", "pricing", "support", "market", "other")
 """The fixed top level, in the order reports show it. `other` is where the classifier abstains."""
 
 ABSTAIN_CATEGORY = "other"
 
-DEFAULT_TAXONOMY_PATH = Path(__file__).resolve().parent.parent / "labels" / "taxonomy.yaml"
+DEFAULT_TAXONOMY_PATH = package_path("reason_classifier", "default_model", "taxonomy.yaml")
+"""The taxonomy the shipped model was trained on; the repository's editable one is labels/taxonomy.yaml."""
 
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -86,7 +88,7 @@ class Taxonomy(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Taxonomy:
-        """Read and validate a taxonomy file (None = the project's `labels/taxonomy.yaml`)."""
+        """Read and validate a taxonomy file (None = the taxonomy of the shipped model)."""
         path = Path(path) if path is not None else DEFAULT_TAXONOMY_PATH
         try:
             text = path.read_text(encoding="utf-8")

@@ -19,10 +19,11 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from reason_classifier.config import Settings as LibrarySettings
 from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.resources import package_path
 
 ENV_PREFIX = "REASON_CLASSIFIER_SERVICE_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
-DEFAULT_OFFERS_PATH = Path(__file__).resolve().parent / "offers.yaml"
+DEFAULT_OFFERS_PATH = package_path("reason_classifier.service", "offers.yaml")
 
 
 class SettingsError(ReasonClassifierError):

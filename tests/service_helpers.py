@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from fastapi.testclient import TestClient
 
 from reason_classifier.classifier import ReasonClassifier
-from service import ServiceSettings, create_app
+from reason_classifier.service import ServiceSettings, create_app
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 import numpy as np
 
-from training.calibration import expected_calibration_error, fit_temperature
+from reason_classifier.training.calibration import expected_calibration_error, fit_temperature
 
 
 def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():

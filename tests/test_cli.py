@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from cli.main import app
+from reason_classifier.cli.main import app
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "exit_survey.csv"
 runner = CliRunner()

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from training.corpus import HELDOUT_PATH, read_labelled
-from training.discover import DiscoveryOptions, discover
-from training.label import label
-from training.review_file import ReviewError
+from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, read_labelled
+from reason_classifier.training.discover import DiscoveryOptions, discover
+from reason_classifier.training.label import label
+from reason_classifier.training.review_file import ReviewError
 
 SUB_REASONS = ("too_expensive", "slow_response", "switched_competitor", "payment_failed")
 BAD_ROWS = {5: "", 17: "   ", 40: "x" * 6000}
@@ -26,7 +26,7 @@ def export(tmp_path_factory) -> tuple[Path, list[dict]]:
     """A survey export of held-out answers of four sub-reasons in seven languages, with three bad rows."""
     from reason_classifier.taxonomy import Taxonomy
 
-    data = read_labelled(HELDOUT_PATH, Taxonomy.load())
+    data = read_labelled(HELDOUT_PATH, Taxonomy.load(TAXONOMY_PATH))
     rows = [
         {"customer_id": f"c{i:04d}", "mrr": f"{10 + i % 90}.00", "answer": e.text, "truth": e.sub_reason, "lang": e.language}
         for i, e in enumerate(e for e in data.examples if e.sub_reason in SUB_REASONS)
@@ -117,7 +117,7 @@ def test_round_trip_reviewed_labels(folder, export):
     truth = majority_truth(folder)
     from reason_classifier.taxonomy import Taxonomy
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
 
     def map_to_truth(data):
         for entry in data["clusters"]:
@@ -235,7 +235,7 @@ def test_report_is_one_self_contained_page(discovered):
 def test_cli_discover_and_label(export, tmp_path):
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from reason_classifier.cli.main import app
 
     path, _ = export
     runner = CliRunner()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service import ServiceSettings, create_app
-from service.settings import SettingsError
+from reason_classifier.service import ServiceSettings, create_app
+from reason_classifier.service.settings import SettingsError
 from service_helpers import running
 
 PAYMENT_FAILED = "My card was declined and the payment failed, I didn't mean to cancel"
@@ -212,7 +212,7 @@ def test_slow_model_times_out_with_503_instead_of_hanging(classifier, monkeypatc
 
 
 def test_not_ready_until_the_model_is_loaded(classifier, monkeypatch):
-    import service.app as service_app
+    import reason_classifier.service.app as service_app
 
     gate = threading.Event()
 
@@ -315,7 +315,7 @@ def test_library_settings_are_the_fallback(monkeypatch):
 
 
 def test_bad_offers_file_fails_at_creation(tmp_path):
-    from service.offers import OffersError
+    from reason_classifier.service.offers import OffersError
 
     offers = tmp_path / "offers.yaml"
     offers.write_text("offers:\n  none: {kind: none}\nrules:\n  - sub_reason: too_expensive\n    offer: big_discount\n", encoding="utf-8")
@@ -354,8 +354,8 @@ def test_custom_offers_by_plan_and_team(classifier, tmp_path):
 
 
 def test_default_offers_cover_every_sub_reason(classifier):
-    from service.offers import OfferBook, OffersConfig
-    from service.settings import DEFAULT_OFFERS_PATH
+    from reason_classifier.service.offers import OfferBook, OffersConfig
+    from reason_classifier.service.settings import DEFAULT_OFFERS_PATH
 
     book = OfferBook(OffersConfig.load(DEFAULT_OFFERS_PATH), classifier.taxonomy)
     matched = {}
@@ -407,7 +407,7 @@ def test_sqlite_store_keeps_request_fields_prediction_and_version(classifier, tm
         client.post("/v1/classify", json={"text": " "})  # refused: not stored
     with TestClient(create_app(ServiceSettings.load(store=str(database)), classifier=classifier)):
         pass  # reopening an existing database keeps its rows
-    from service.store import AnswerStore
+    from reason_classifier.service.store import AnswerStore
 
     store = AnswerStore(str(database))
     rows = store.rows()
@@ -424,7 +424,7 @@ def test_sqlite_store_keeps_request_fields_prediction_and_version(classifier, tm
 
 
 def test_store_url_forms():
-    from service.store import database_url
+    from reason_classifier.service.store import database_url
 
     assert database_url("postgresql://u:p@db/answers") == "postgresql+psycopg://u:p@db/answers"
     assert database_url("postgresql+psycopg://u@db/a") == "postgresql+psycopg://u@db/a"
@@ -457,7 +457,7 @@ def test_serve_command_runs_the_service(tmp_path):
     config = tmp_path / "service.yaml"
     config.write_text("api_keys: [k1]\n", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--port", str(port), "--config", str(config)],
         cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
@@ -488,7 +488,7 @@ def test_serve_refuses_bad_settings(tmp_path, monkeypatch):
 
     monkeypatch.setenv("REASON_CLASSIFIER_SERVICE_CONFIG", "")  # serve sets it for its workers; restored after the test
 
-    from cli.main import app
+    from reason_classifier.cli.main import app
 
     config = tmp_path / "service.yaml"
     config.write_text("max_batch_items: zero\n", encoding="utf-8")

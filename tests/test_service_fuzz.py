@@ -14,7 +14,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi
 
-from service import ServiceSettings, create_app
+from reason_classifier.service import ServiceSettings, create_app
 
 EXAMPLES_PER_OPERATION_AND_MODE = 60
 

@@ -13,9 +13,9 @@ from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import InputError
 from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.taxonomy import Taxonomy
-from training.config import TrainingConfig
-from training.corpus import HELDOUT_PATH, default_training_set, read_labelled
-from training.train import cross_validated_logits, diacritic_free_copies, train
+from reason_classifier.training.config import TrainingConfig
+from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, default_training_set, read_labelled
+from reason_classifier.training.train import cross_validated_logits, diacritic_free_copies, train
 
 TINY = [
     ("way too expensive", "pricing", "too_expensive"),
@@ -40,7 +40,7 @@ def write_labelled(path, rows) -> None:
 
 
 def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(tmp_path):
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
     config = TrainingConfig(use_taxonomy_examples=False, folds=2, abstain_below=0.3)
@@ -58,7 +58,7 @@ def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(
 
 
 def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(tmp_path):
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
     classifier, _ = train(data, taxonomy, TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0), name="v3")
@@ -77,7 +77,7 @@ def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(
 
 
 def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_still_load(tmp_path):
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
     config = TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0, char_ngram_weight=0)
@@ -94,7 +94,7 @@ def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_
 
 
 def test_training_is_reproducible(tmp_path):
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
     config = TrainingConfig(use_taxonomy_examples=False, folds=2)
@@ -105,7 +105,7 @@ def test_training_is_reproducible(tmp_path):
 
 
 def test_bad_labels_name_the_file_and_row(tmp_path):
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "bad.csv", [TINY[0], ("it is slow", "product", "slow_response")])
     with pytest.raises(InputError, match=r"bad.csv, row 2: sub-reason 'slow_response' is not under category 'product'"):
         read_labelled(tmp_path / "bad.csv", taxonomy)
@@ -128,25 +128,25 @@ def _normalised(text: str) -> str:
 
 
 def test_heldout_answers_never_appear_in_training_data():
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     seen = {_normalised(t) for t in default_training_set(taxonomy).texts}
     leaked = [t for t in read_labelled(HELDOUT_PATH, taxonomy).texts if _normalised(t) in seen]
     assert leaked == []
 
 
 def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     classifier = ReasonClassifier.load(DEFAULT_MODEL_PATH, detect_language=False)
-    assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m training.build_default"
+    assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m reason_classifier.training.build_default"
     expected = default_training_set(taxonomy).fingerprint()
     assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
 
 
 def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
     """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got worse."""
-    from training.evaluate import evaluate
+    from reason_classifier.training.evaluate import evaluate
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     metrics = evaluate(ReasonClassifier.load(), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout")
     assert metrics["macro_f1"] >= 0.90
     english = metrics["per_language"]["en"]["macro_f1"]
@@ -159,7 +159,7 @@ def test_torch_port_of_the_multilingual_encoder_matches_the_numpy_one(tmp_path):
     import torch
 
     from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
-    from training.finetune_use import TorchUSE
+    from reason_classifier.training.finetune_use import TorchUSE
 
     texts = ["too expensive", "客服一直不回覆，等了兩個禮拜", "Aplikacja ciągle się zawiesza", "a"]
     port = TorchUSE()
@@ -183,7 +183,7 @@ def test_diacritic_free_copies_are_seeded_and_only_of_answers_that_change():
 
 
 def test_a_copy_is_fitted_only_in_the_folds_that_fit_its_original():
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     answers = [text for text, _, _ in TINY] * 2
     labels = [sub for _, _, sub in TINY] * 2
     copied_from = np.array([0, 3, 5, 12])

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from reason_classifier.cli.main import app
 from reason_classifier.errors import InputError
 from reason_classifier.trends import Period, Segment, TrendOptions, compute_trends, write_trends
 
@@ -287,7 +287,7 @@ def _store_rows(data: list[dict]) -> list[dict]:
 
 
 def test_sqlite_store_as_source_gives_the_numbers_of_the_same_export(tmp_path):
-    from service.store import AnswerStore
+    from reason_classifier.service.store import AnswerStore
 
     data = generated(150)
     store = AnswerStore(str(tmp_path / "answers.db"))
@@ -327,7 +327,7 @@ def test_cli_writes_csv_json_and_html_and_fails_clearly(tmp_path):
 
 
 def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
-    from service.store import AnswerStore
+    from reason_classifier.service.store import AnswerStore
     from tests.service_helpers import running
 
     database = tmp_path / "store.db"

@@ -8,7 +8,7 @@ from tests.test_trends import _store_rows, generated
 
 
 def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_url, tmp_path):  # noqa: F811
-    from service.store import AnswerStore
+    from reason_classifier.service.store import AnswerStore
 
     data = generated(120, seed=5)
     for target in (postgres_url, str(tmp_path / "answers.db")):

@@ -1,6 +1,6 @@
 """Rebuild the default model shipped in `reason_classifier/default_model` from the project's own corpus.
 
-    python -m training.build_default [--stage transformer|head|combine|all] [--work FOLDER]
+    python -m reason_classifier.training.build_default [--stage transformer|head|combine|all] [--work FOLDER]
 
 Trains on `labels/train/` plus the taxonomy's seed examples, measures on `labels/heldout/`
 (never trained or tuned on), and writes the folder with its metrics and model card. The real
@@ -31,7 +31,7 @@ from reason_classifier.taxonomy import Taxonomy
 from reason_classifier.transformer_scorer import TransformerScorer
 
 from .config import TrainingConfig
-from .corpus import HELDOUT_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
+from .corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
 from .ensemble import calibration_split, weigh
 from .evaluate import evaluate
 from .model_card import model_card
@@ -43,7 +43,7 @@ TRANSFORMER_WORK, HEAD_WORK, OUT_OF_FOLD = "transformer", "head_model", "head_ou
 
 def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = None) -> dict:
     """The fast model alone (no transformer), as `reason-classifier train` makes one."""
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     _, metrics = train_evaluate_save(
         read_labelled(TRAIN_PATH, taxonomy), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout", taxonomy,
         output, config, name=DEFAULT_NAME,
@@ -54,7 +54,7 @@ def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = Non
 def transformer_stage(work: Path, config: TrainingConfig, epochs: float, time_limit: float | None, threads: int) -> None:
     from .finetune_me5 import fine_tune_me5
 
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     data = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
     fit, _ = calibration_split(data.categories, seed=config.seed)
     names = taxonomy.sub_reason_names
@@ -74,7 +74,7 @@ def transformer_stage(work: Path, config: TrainingConfig, epochs: float, time_li
 
 
 def head_stage(work: Path, config: TrainingConfig, threads: int) -> None:
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     started = time.monotonic()
     classifier, summary, out_of_fold = train_with_out_of_fold(
         read_labelled(TRAIN_PATH, taxonomy), taxonomy, config, name=DEFAULT_NAME, threads=threads,
@@ -86,7 +86,7 @@ def head_stage(work: Path, config: TrainingConfig, threads: int) -> None:
 
 
 def combine_stage(work: Path, output: Path, config: TrainingConfig, weight: float | None, threads: int) -> dict:
-    taxonomy = Taxonomy.load()
+    taxonomy = Taxonomy.load(TAXONOMY_PATH)
     data = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
     _, kept = calibration_split(data.categories, seed=config.seed)
     fast = ReasonClassifier.load(work / HEAD_WORK, threads=threads)

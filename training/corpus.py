@@ -15,13 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reason_classifier.errors import InputError
-from reason_classifier.taxonomy import LabelledExample, Taxonomy
+from reason_classifier.taxonomy import DEFAULT_TAXONOMY_PATH, LabelledExample, Taxonomy
 
+# labels/ is the repository's data, beside this folder in a checkout; an installed package has none of it.
 REPOSITORY = Path(__file__).resolve().parent.parent
 TRAIN_PATH = REPOSITORY / "labels" / "train"
 HELDOUT_PATH = REPOSITORY / "labels" / "heldout"
+TAXONOMY_PATH = REPOSITORY / "labels" / "taxonomy.yaml"
 REQUIRED_COLUMNS = ("text", "category")
 
+
+
+def default_taxonomy_path() -> Path:
+    """labels/taxonomy.yaml in a checkout of the repository, else (installed) the shipped model's taxonomy."""
+    return TAXONOMY_PATH if TAXONOMY_PATH.is_file() else DEFAULT_TAXONOMY_PATH
 
 @dataclass(frozen=True)
 class LabelledSet:

@@ -33,8 +33,9 @@ from reason_classifier.errors import InputError
 from reason_classifier.keywords import cluster_keywords
 from reason_classifier.prototypes import DEFAULT_NEW_BELOW, TaxonomyPrototypes
 from reason_classifier.survey_files import SurveyFormat, detect_format, open_reader, open_writer
-from reason_classifier.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy
+from reason_classifier.taxonomy import Taxonomy
 
+from .corpus import default_taxonomy_path
 from .review_file import ASSIGNMENTS_FILE, REPORT_FILE, ClusterEntry, Proposed, ReviewFile, UnassignedEntry
 
 DEFAULT_DISCOVERY_ENCODER = "default"
@@ -163,7 +164,7 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
 
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder")
-    taxonomy = Taxonomy.load(options.taxonomy)
+    taxonomy = Taxonomy.load(options.taxonomy or default_taxonomy_path())
     table, problems = read_export(input_path, text_column, detect_format(input_path, input_format), encoding, sheet)
     n = len(table)
     errors: list[str] = [""] * n
@@ -244,7 +245,7 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
     }
     review = ReviewFile(
         input=str(input_path), text_column=text_column, encoder=options.encoder,
-        taxonomy=str(Path(options.taxonomy) if options.taxonomy else DEFAULT_TAXONOMY_PATH),
+        taxonomy=str(Path(options.taxonomy) if options.taxonomy else default_taxonomy_path()),
         seed=options.seed, rows=n, answers=int(len(rows)), invalid_rows=int(n - len(rows)), summary=summary,
         unassigned=UnassignedEntry(
             size=len(unassigned), share=summary["unassigned_share"],
