@@ -39,7 +39,7 @@ def tag(
     output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the output's extension).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")] = "utf-8-sig",
     sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' for the shipped model without its transformer (default: the shipped model, or REASON_CLASSIFIER_MODEL).")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
@@ -150,7 +150,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model folder, or 'default' for the shipped model.")],
+    model: Annotated[str, typer.Argument(help="Model folder, 'default' for the shipped model, or 'fast' for it without its transformer.")],
     data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
     output_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -162,7 +162,7 @@ def evaluate(
     from reason_classifier.training.report import write_report
 
     try:
-        classifier = ReasonClassifier.load(None if model == "default" else Path(model))
+        classifier = ReasonClassifier.load(model if model in ("default", "fast") else Path(model))
         labelled = read_labelled(data, classifier.taxonomy)
         result = evaluate_model(classifier, labelled, ", ".join(map(str, data)))
         paths = write_report(result, output_dir, classifier.config.name) if output_dir else {}
@@ -186,7 +186,7 @@ def evaluate(
 @app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' (default: the shipped model).")] = None,
 ) -> None:
     """Classify answers given on the command line and print the predictions as JSON lines."""
     from dataclasses import asdict
@@ -207,7 +207,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of service settings (see the README's Service section).")] = None,
 ) -> None:
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
@@ -221,7 +221,7 @@ def serve(
     if config is not None:
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
     if model is not None:
-        os.environ[f"{ENV_PREFIX}MODEL"] = str(model.resolve())
+        os.environ[f"{ENV_PREFIX}MODEL"] = str(model) if str(model) in ("default", "fast") else str(model.resolve())
     try:
         settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
         from reason_classifier.service.offers import OffersConfig
