@@ -265,7 +265,7 @@ def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
          "source": str(source), "source_sha256": file_hash(source)}, ensure_ascii=False))
     if verify:
         try:
-            verify_against_engine(E5Model(staging, threads=None))
+            verify_against_engine(E5Model(staging, threads=None, bfloat16=False))
         except EncoderError:
             import shutil
 
@@ -306,7 +306,8 @@ def verify_against_engine(model: E5Model, sentences: Sequence[str] = VERIFY_SENT
 class E5Model:
     """The transformer in torch, mean-pooled and L2-normalised; `fine_tuned` overlays weights that training changed."""
 
-    def __init__(self, folder: Path, fine_tuned: Path | None = None, threads: int | None = 2, max_tokens: int = 128) -> None:
+    def __init__(self, folder: Path, fine_tuned: Path | None = None, threads: int | None = 2, max_tokens: int = 128,
+                 bfloat16: bool | None = None) -> None:
         import torch
         from safetensors.torch import load_file
         from transformers import BertConfig, BertModel
@@ -329,6 +330,9 @@ class E5Model:
         self.model.eval()
         self.tokenizer = load_tokenizer(folder, max_tokens)
         self.dimension = config.hidden_size
+        # bfloat16 matrix products where the CPU has them natively: about twice the answers per second, and the same
+        # category as float32 on 999 of 1,000 held-out answers or more (docs/model.md); emulated, they would be slower.
+        self.bfloat16 = bfloat16_native() if bfloat16 is None else bfloat16
 
     def forward(self, ids: list[list[int]]):  # -> torch.Tensor, (batch, hidden), not normalised
         import torch
@@ -352,20 +356,32 @@ class E5Model:
         ids = self.tokenizer.encode(texts)
         order = np.argsort([len(i) for i in ids], kind="stable")
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                out[rows] = self.forward([ids[i] for i in rows]).numpy()
+                out[rows] = self.forward([ids[i] for i in rows]).float().numpy()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def bfloat16_native() -> bool:
+    """True where the CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX), as oneDNN reports it."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class MultilingualE5Encoder:
     """multilingual-e5-small as an `Encoder` of the project, optionally with fine-tuned layers from a model folder."""
 
-    def __init__(self, threads: int = 2, fine_tuned: str | Path | None = None, max_tokens: int = 128) -> None:
+    def __init__(self, threads: int = 2, fine_tuned: str | Path | None = None, max_tokens: int = 128,
+                 bfloat16: bool | None = None) -> None:
         self.folder = Path(fine_tuned) if fine_tuned else None
         self.name = f"{ME5} fine-tuned ({fine_tuned})" if fine_tuned else ME5
-        self._model = E5Model(build_me5(), self.folder / FINE_TUNED_ME5_FILE if self.folder else None, threads, max_tokens)
+        self._model = E5Model(build_me5(), self.folder / FINE_TUNED_ME5_FILE if self.folder else None, threads, max_tokens,
+                              bfloat16)
         self.dimension = self._model.dimension
         self._lock = threading.Lock()
 

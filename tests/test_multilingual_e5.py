@@ -84,7 +84,7 @@ def test_token_ids_equal_the_engines(folder: Path, engine: tuple[ctypes.CDLL, in
 
 @pytest.fixture(scope="module")
 def model(folder: Path) -> E5Model:
-    return E5Model(folder, threads=2)
+    return E5Model(folder, threads=2, bfloat16=False)
 
 
 def test_embeddings_match_the_package(model: E5Model) -> None:
@@ -143,4 +143,4 @@ def test_a_changed_package_file_fails_verification(folder: Path, tmp_path: Path)
     save_file({"encoder.layer.0.attention.self.query.weight": torch.randn(384, 384, generator=torch.Generator().manual_seed(0))},
               str(changed))
     with pytest.raises(EncoderError, match="disagrees with the package's engine"):
-        verify_against_engine(E5Model(folder, fine_tuned=changed, threads=2))
+        verify_against_engine(E5Model(folder, fine_tuned=changed, threads=2, bfloat16=False))

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from reason_classifier.multilingual_e5 import FINE_TUNED_ME5_FILE, WORD_EMBEDDINGS, E5Model, build_me5
+from reason_classifier.multilingual_e5 import FINE_TUNED_ME5_FILE, WORD_EMBEDDINGS, E5Model, bfloat16_native, build_me5
 
 StepReport = Callable[[int, int, float], None]
 """on_step(step, total_steps, mean loss of the last steps)."""
@@ -61,6 +61,7 @@ class TunedE5(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_file(self.changed_weights(), str(folder / FINE_TUNED_ME5_FILE))
+        (folder / FINE_TUNED_ME5_FILE).chmod(0o644)  # safetensors writes 0600; a model folder is read by other users
         return folder
 
 
@@ -78,7 +79,7 @@ def fine_tune_me5(
     threads: int = 2,
     time_limit: float | None = None,
     on_step: StepReport | None = None,
-    bfloat16: bool = True,
+    bfloat16: bool | None = None,
 ) -> TunedE5:
     """The model after `epochs` passes (fractions allowed) of class-weighted cross-entropy, or fewer if `time_limit` (s) ends it.
 
@@ -87,6 +88,7 @@ def fine_tune_me5(
     """
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+    bfloat16 = bfloat16_native() if bfloat16 is None else bfloat16
     random = np.random.default_rng(seed)
     model = TunedE5(n_classes, max_tokens, threads)
     model.transformer.embeddings.word_embeddings.weight.requires_grad_(False)
