@@ -1,6 +1,8 @@
-"""Quality of the shipped models against simple peers, real customers' text first, on data none of them was trained or tuned on.
+"""Quality of the shipped models against simple peers, real customers' text first, on data none of them was trained
+or tuned on.
 
-    python bench/accuracy.py [--json bench/results/accuracy.json] [--models tfidf-logreg,fast] [--limit 300] [--previous PATH]
+    python bench/accuracy.py [--json bench/results/accuracy.json] [--models tfidf-logreg,fast] [--limit 300]
+                             [--previous PATH]
 
 Data, in the order the table shows it:
   1. Real text, read from `../shared/data` (never copied into the project, never trained on; a set that
@@ -51,7 +53,7 @@ import sys
 import time
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +71,20 @@ from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.diacritics import strip_diacritics  # noqa: E402
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder  # noqa: E402
 from reason_classifier.taxonomy import CATEGORIES, LabelledExample, Taxonomy  # noqa: E402
-from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
+from reason_classifier.training.corpus import (
+    HELDOUT_PATH,
+    TAXONOMY_PATH,
+    LabelledSet,
+    default_training_set,
+    read_labelled,
+)  # noqa: E402
 from reason_classifier.training.evaluate import score  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 REAL_SETS = (
     # (name, file in ../shared/data, language kept: None = every row)
-    # its errors (devices, battery "charge" read as pricing) prompted writing round i: a dev set since then, never trained on
+    # its errors (devices, battery "charge" read as pricing) prompted writing round i: a dev set since then,
+    # never trained on
     ("laptop reviews (real, en)", "absa_laptops_dev.csv", None),
     # consulted while developing (it rejected an English MiniLM expert), never trained on
     ("airline tweets (real, en)", "airline_tweets_reasons.csv", None),
@@ -98,7 +107,9 @@ def read_real(file_name: str) -> LabelledSet | None:
         return None
     with open(path, encoding="utf-8", newline="") as file:
         rows = list(csv.DictReader(file))
-    return LabelledSet(tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(path),))
+    return LabelledSet(
+        tuple(LabelledExample(r["text"], r["label"], None, r.get("lang") or "en") for r in rows), (str(path),)
+    )
 
 
 def read_real_sets() -> dict[str, LabelledSet]:
@@ -122,7 +133,9 @@ def read_real_sets() -> dict[str, LabelledSet]:
 def typed_without_diacritics(data: LabelledSet) -> LabelledSet:
     """The answers of `data` that have diacritics, typed without them: same meaning, same labels."""
     examples = tuple(replace(e, text=plain) for e in data.examples if (plain := strip_diacritics(e.text)) != e.text)
-    return LabelledSet(examples, tuple(f"{source} (answers with diacritics, typed without them)" for source in data.sources))
+    return LabelledSet(
+        examples, tuple(f"{source} (answers with diacritics, typed without them)" for source in data.sources)
+    )
 
 
 def zero_shot(taxonomy: Taxonomy, encoder_name: str):
@@ -142,8 +155,12 @@ def frozen_use_peer(train: LabelledSet, taxonomy: Taxonomy):
     from reason_classifier.training.config import TrainingConfig
     from reason_classifier.training.train import train as train_model
 
-    classifier, _ = train_model(train, taxonomy, TrainingConfig(fine_tune_epochs=0, char_ngram_weight=0, use_taxonomy_examples=False))
-    return (lambda texts: [p.category for p in classifier.predict(texts)]), {"recipe": "default with fine_tune_epochs=0, char_ngram_weight=0"}
+    classifier, _ = train_model(
+        train, taxonomy, TrainingConfig(fine_tune_epochs=0, char_ngram_weight=0, use_taxonomy_examples=False)
+    )
+    return (lambda texts: [p.category for p in classifier.predict(texts)]), {
+        "recipe": "default with fine_tune_epochs=0, char_ngram_weight=0"
+    }
 
 
 def frozen_me5_peer(train: LabelledSet):
@@ -155,7 +172,10 @@ def frozen_me5_peer(train: LabelledSet):
     model.fit(encoder.encode(train.texts), train.categories)
     return (lambda texts: list(model.predict(encoder.encode(texts)))), {
         "encoder": f"{ME5} (frozen, mean-pooled, unit length, 'query: ' prefix)",
-        "classifier": "LogisticRegression(C=10, class_weight=balanced) over the 5 categories (C as the tf-idf peer; not tuned)"}
+        "classifier": (
+            "LogisticRegression(C=10, class_weight=balanced) over the 5 categories (C as the tf-idf peer; not tuned)"
+        ),
+    }
 
 
 def tfidf_logreg(train: LabelledSet):
@@ -168,10 +188,15 @@ def tfidf_logreg(train: LabelledSet):
 def shipped_peer(shipped: dict):
     """A shipped model (bench/models.py) as a peer: `shipped["load"]` is what ReasonClassifier.load takes."""
     classifier = ReasonClassifier.load(shipped["load"])
-    config = {**{k: v for k, v in shipped.items() if k != "load"}, "version": classifier.version,
-              "encoder": classifier.encoder.name, "transformer": classifier.transformer is not None,
-              "transformer_weight": classifier.transformer_weight, "abstain_below": classifier.abstain_below,
-              "fit_seconds_are": "loading time (trained elsewhere)"}
+    config = {
+        **{k: v for k, v in shipped.items() if k != "load"},
+        "version": classifier.version,
+        "encoder": classifier.encoder.name,
+        "transformer": classifier.transformer is not None,
+        "transformer_weight": classifier.transformer_weight,
+        "abstain_below": classifier.abstain_below,
+        "fit_seconds_are": "loading time (trained elsewhere)",
+    }
     return (lambda texts: [p.category for p in classifier.predict(texts)]), config
 
 
@@ -184,9 +209,13 @@ def measure(predict, data: LabelledSet) -> dict:
     for language in languages:
         rows = [i for i, lang in enumerate(data.languages) if (lang or "unknown") == language]
         per_language[language] = score([data.categories[i] for i in rows], [predicted[i] for i in rows]).as_dict()
-    return {**score(data.categories, predicted).as_dict(), "labels": sorted(set(data.categories)),
-            "answers_per_second": round(len(data) / seconds, 1), "predict_seconds": round(seconds, 3),
-            "per_language": per_language}
+    return {
+        **score(data.categories, predicted).as_dict(),
+        "labels": sorted(set(data.categories)),
+        "answers_per_second": round(len(data) / seconds, 1),
+        "predict_seconds": round(seconds, 3),
+        "per_language": per_language,
+    }
 
 
 def subsample(data: LabelledSet, rows: int) -> LabelledSet:
@@ -196,29 +225,39 @@ def subsample(data: LabelledSet, rows: int) -> LabelledSet:
     if rows >= len(data):
         return data
     kept, _ = train_test_split(list(range(len(data))), train_size=rows, random_state=SEED, stratify=data.categories)
-    return LabelledSet(tuple(data.examples[i] for i in sorted(kept)), tuple(f"{s} (stratified {rows}-row sample)" for s in data.sources))
+    return LabelledSet(
+        tuple(data.examples[i] for i in sorted(kept)),
+        tuple(f"{s} (stratified {rows}-row sample)" for s in data.sources),
+    )
 
 
 def model_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in MODELS]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}"
+        )
     return [name for name in MODELS if name in names]
 
 
 def real_mean(results: dict, real_names: list[str], models: list[str]) -> dict:
     """Per model, the mean macro-F1 over the real sets present."""
-    return {"sets": real_names,
-            "macro_f1": {m: round(float(np.mean([results[d][m]["macro_f1"] for d in real_names])), 4) for m in models}
-            if real_names else {}}
+    return {
+        "sets": real_names,
+        "macro_f1": {m: round(float(np.mean([results[d][m]["macro_f1"] for d in real_names])), 4) for m in models}
+        if real_names
+        else {},
+    }
 
 
 def print_tables(results: dict, real_names: list[str], mean: dict, models: dict, console: Console) -> None:
     names = list(models)
     rows: list[tuple[str, dict[str, float], int | None] | None] = []  # None: a section break
     for data_name in real_names:
-        rows.append((data_name, {m: results[data_name][m]["macro_f1"] for m in names}, results[data_name][names[0]]["rows"]))
+        rows.append(
+            (data_name, {m: results[data_name][m]["macro_f1"] for m in names}, results[data_name][names[0]]["rows"])
+        )
     if real_names:
         rows.append((f"real mean ({len(real_names)})", mean["macro_f1"], None))
         rows.append(None)
@@ -226,12 +265,28 @@ def print_tables(results: dict, real_names: list[str], mean: dict, models: dict,
         heldout = results[HELDOUT]
         rows.append((HELDOUT, {m: heldout[m]["macro_f1"] for m in names}, heldout[names[0]]["rows"]))
         for language, language_result in heldout[names[0]]["per_language"].items():
-            rows.append((f"  heldout: {language}", {m: heldout[m]["per_language"][language]["macro_f1"] for m in names},
-                         language_result["rows"]))
+            rows.append(
+                (
+                    f"  heldout: {language}",
+                    {m: heldout[m]["per_language"][language]["macro_f1"] for m in names},
+                    language_result["rows"],
+                )
+            )
     if HELDOUT_PLAIN in results:
-        rows.append((HELDOUT_PLAIN, {m: results[HELDOUT_PLAIN][m]["macro_f1"] for m in names}, results[HELDOUT_PLAIN][names[0]]["rows"]))
+        rows.append(
+            (
+                HELDOUT_PLAIN,
+                {m: results[HELDOUT_PLAIN][m]["macro_f1"] for m in names},
+                results[HELDOUT_PLAIN][names[0]]["rows"],
+            )
+        )
 
-    table = Table(title="Category macro-F1 (over the labels each set has) on data no model was trained or tuned on; best of each row in bold")
+    table = Table(
+        title=(
+            "Category macro-F1 (over the labels each set has) on data no model was trained or tuned on; "
+            "best of each row in bold"
+        )
+    )
     table.add_column("data", no_wrap=True)
     table.add_column("rows", justify="right")
     for name in names:
@@ -250,7 +305,11 @@ def print_tables(results: dict, real_names: list[str], mean: dict, models: dict,
     for column in ("model", "answers/s", "fit s", "note"):
         speed.add_column(column, justify="left" if column in ("model", "note") else "right")
     for name, model in models.items():
-        note = "load time (trained elsewhere)" if name in SHIPPED_MODELS else ("no training" if name == "zero-shot" else "")
+        note = (
+            "load time (trained elsewhere)"
+            if name in SHIPPED_MODELS
+            else ("no training" if name == "zero-shot" else "")
+        )
         speed.add_row(name, f"{model['answers_per_second']:,.0f}", f"{model['fit_seconds']:,.1f}", note)
     console.print(speed)
 
@@ -258,18 +317,35 @@ def print_tables(results: dict, real_names: list[str], mean: dict, models: dict,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "accuracy.json")
-    parser.add_argument("--models", type=model_names, default=list(MODELS),
-                        help=f"comma-separated subset of {','.join(MODELS)} (default: all)")
-    parser.add_argument("--limit", type=int, default=None, help="train on a stratified sample of this many rows, SetFit for at most limit/2 steps (smoke runs only)")
-    parser.add_argument("--previous", type=Path, default=None,
-                        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)")
+    parser.add_argument(
+        "--models",
+        type=model_names,
+        default=list(MODELS),
+        help=f"comma-separated subset of {','.join(MODELS)} (default: all)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on a stratified sample of this many rows, SetFit for at most limit/2 steps (smoke runs only)",
+    )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)",
+    )
     arguments = parser.parse_args()
     if "setfit" in arguments.models and importlib.util.find_spec("setfit") is None:
-        parser.error('the setfit peer needs the setfit package: pip install -e ".[bench]", or leave it out with --models')
+        parser.error(
+            'the setfit peer needs the setfit package: pip install -e ".[bench]", or leave it out with --models'
+        )
 
     with ExitStack() as stack:
         try:  # first, so a missing previous default stops the run before minutes of training
-            shipped = stack.enter_context(shipped_models([m for m in arguments.models if m in SHIPPED_MODELS], arguments.previous))
+            shipped = stack.enter_context(
+                shipped_models([m for m in arguments.models if m in SHIPPED_MODELS], arguments.previous)
+            )
         except PreviousDefaultError as error:
             parser.exit(2, f"{parser.prog}: error: the previous default model is not available: {error}\n")
         run(arguments, shipped)
@@ -287,21 +363,35 @@ def run(arguments: argparse.Namespace, shipped: dict[str, dict]) -> None:
     builders = {
         # The base encoder, not the default model's fine-tuned one: zero-shot means nothing was learnt from labels.
         "zero-shot": lambda: (zero_shot(taxonomy, USE_MULTILINGUAL), {"encoder": USE_MULTILINGUAL}),
-        "tfidf-logreg": lambda: (tfidf_logreg(train), {"features": "char_wb 2-4-grams, sublinear tf",
-                                                       "classifier": "LogisticRegression(C=10, class_weight=balanced)"}),
+        "tfidf-logreg": lambda: (
+            tfidf_logreg(train),
+            {
+                "features": "char_wb 2-4-grams, sublinear tf",
+                "classifier": "LogisticRegression(C=10, class_weight=balanced)",
+            },
+        ),
         "frozen-use-logreg": lambda: frozen_use_peer(train, taxonomy),
         "frozen-me5-logreg": lambda: frozen_me5_peer(train),
         # a smoke run (--limit) also caps SetFit's steps, at limit/2, so it takes a minute rather than 7
-        "setfit": lambda: setfit_peer(train, seed=SEED, **({"max_steps": min(SETFIT_MAX_STEPS, max(1, arguments.limit // 2))}
-                                                         if arguments.limit else {})),
+        "setfit": lambda: setfit_peer(
+            train,
+            seed=SEED,
+            **({"max_steps": min(SETFIT_MAX_STEPS, max(1, arguments.limit // 2))} if arguments.limit else {}),
+        ),
         "minilm-finetune": lambda: minilm_finetune_peer(train, seed=SEED),
         **{name: (lambda model=model: shipped_peer(model)) for name, model in shipped.items()},
     }
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": SEED,
-                     "python": platform.python_version(), "train_rows": len(train), "train_limit": arguments.limit,
-                     "models_run": list(arguments.models), "data": {name: {"rows": len(data), "sources": list(data.sources)}
-                                                                    for name, data in datasets.items()},
-                     "models": {}, "results": {}}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": SEED,
+        "python": platform.python_version(),
+        "train_rows": len(train),
+        "train_limit": arguments.limit,
+        "models_run": list(arguments.models),
+        "data": {name: {"rows": len(data), "sources": list(data.sources)} for name, data in datasets.items()},
+        "models": {},
+        "results": {},
+    }
     console = Console(stderr=True)
     for name in arguments.models:
         # one model at a time: built, measured on every set, then let go
@@ -316,15 +406,24 @@ def run(arguments: argparse.Namespace, shipped: dict[str, dict]) -> None:
             result["fit_seconds"] = round(fit_seconds, 2)
             results["results"].setdefault(data_name, {})[name] = result
             rows, seconds = rows + result["rows"], seconds + result["predict_seconds"]
-        results["models"][name] = {"fit_seconds": round(fit_seconds, 2), "answers_per_second": round(rows / seconds, 1) if seconds else None,
-                                   "config": config}
+        results["models"][name] = {
+            "fit_seconds": round(fit_seconds, 2),
+            "answers_per_second": round(rows / seconds, 1) if seconds else None,
+            "config": config,
+        }
         console.print(f"measured {name}: {rows:,.0f} answers in {seconds:.1f} s")
         del predict
         gc.collect()
 
     real_names = list(real)
     results["real_mean"] = real_mean(results["results"], real_names, list(arguments.models))
-    print_tables(results["results"], real_names, results["real_mean"], results["models"], Console(width=max(Console().width, 160)))
+    print_tables(
+        results["results"],
+        real_names,
+        results["real_mean"],
+        results["models"],
+        Console(width=max(Console().width, 160)),
+    )
     arguments.json.parent.mkdir(parents=True, exist_ok=True)
     arguments.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"written {arguments.json}")

@@ -43,13 +43,18 @@ def extract_previous_default(into: Path, repository: Path = REPOSITORY, commit: 
     """`git -C repository archive commit reason_classifier/default_model | tar -x -C into`; returns the model folder."""
     hint = f"pass --previous PATH to a copy of {PREVIOUS_DEFAULT_PATH} as it was at commit {commit}"
     try:
-        archive = subprocess.run(["git", "-C", str(repository), "archive", "--format=tar", commit, PREVIOUS_DEFAULT_PATH],
-                                 capture_output=True, check=False)
+        archive = subprocess.run(
+            ["git", "-C", str(repository), "archive", "--format=tar", commit, PREVIOUS_DEFAULT_PATH],
+            capture_output=True,
+            check=False,
+        )
     except OSError as error:  # no git on this machine
         raise PreviousDefaultError(f"cannot run git to extract the previous default ({error}); {hint}") from None
     if archive.returncode != 0:
         reason = archive.stderr.decode(errors="replace").strip() or f"exit {archive.returncode}"
-        raise PreviousDefaultError(f"git archive {commit} {PREVIOUS_DEFAULT_PATH} failed in {repository} ({reason}); {hint}")
+        raise PreviousDefaultError(
+            f"git archive {commit} {PREVIOUS_DEFAULT_PATH} failed in {repository} ({reason}); {hint}"
+        )
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(into, filter="data")
     folder = into / PREVIOUS_DEFAULT_PATH
@@ -59,14 +64,19 @@ def extract_previous_default(into: Path, repository: Path = REPOSITORY, commit: 
 
 
 def commit_id(repository: Path = REPOSITORY, commit: str = PREVIOUS_DEFAULT_COMMIT) -> str | None:
-    found = subprocess.run(["git", "-C", str(repository), "rev-parse", "--verify", f"{commit}^{{commit}}"],
-                           capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        ["git", "-C", str(repository), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return (found.stdout.strip() or None) if found.returncode == 0 else None
 
 
 @contextmanager
 def previous_default_folder(previous: Path | None = None) -> Iterator[tuple[Path, dict]]:
-    """(folder, provenance) of the previous default: `previous` if given, else extracted from git into a temporary folder."""
+    """(folder, provenance) of the previous default: `previous` if given, else extracted from git into a temporary
+    folder."""
     if previous is not None:
         if not (Path(previous) / "config.json").is_file():
             raise PreviousDefaultError(f"--previous {previous}: not a model folder (no config.json there)")
@@ -74,13 +84,19 @@ def previous_default_folder(previous: Path | None = None) -> Iterator[tuple[Path
         return
     with tempfile.TemporaryDirectory(prefix="previous-default-") as temporary:
         folder = extract_previous_default(Path(temporary))
-        yield folder, {"source": f"git archive {PREVIOUS_DEFAULT_COMMIT} {PREVIOUS_DEFAULT_PATH}",
-                       "commit": commit_id() or PREVIOUS_DEFAULT_COMMIT}
+        yield (
+            folder,
+            {
+                "source": f"git archive {PREVIOUS_DEFAULT_COMMIT} {PREVIOUS_DEFAULT_PATH}",
+                "commit": commit_id() or PREVIOUS_DEFAULT_COMMIT,
+            },
+        )
 
 
 @contextmanager
 def shipped_models(names: Sequence[str], previous: Path | None = None) -> Iterator[dict[str, dict]]:
-    """For each of `names` (of SHIPPED_MODELS): {"load": what ReasonClassifier.load takes, "model": a description, ...}."""
+    """For each of `names` (of SHIPPED_MODELS): {"load": what ReasonClassifier.load takes, "model": a description,
+    ...}."""
     unknown = [name for name in names if name not in SHIPPED_MODELS]
     if unknown:
         raise ValueError(f"not a shipped model: {', '.join(unknown)}; choose from {', '.join(SHIPPED_MODELS)}")

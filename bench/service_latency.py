@@ -82,8 +82,11 @@ def in_process(texts: list[str], model: str) -> dict:
         started = time.perf_counter()
         classifier.predict([text])
         timings.append(time.perf_counter() - started)
-    result = {**summarise(np.array(timings), sum(timings)), "version": classifier.version,
-              "transformer": classifier.transformer is not None}
+    result = {
+        **summarise(np.array(timings), sum(timings)),
+        "version": classifier.version,
+        "transformer": classifier.transformer is not None,
+    }
     del classifier
     gc.collect()
     return result
@@ -117,14 +120,18 @@ def free_port() -> int:
 
 
 def start_server(port: int, model: str) -> tuple[subprocess.Popen, str | None]:
-    """The service on `port` with `model` ("default", "fast" or a folder), once ready; and the model version it reports."""
+    """The service on `port` with `model` ("default", "fast" or a folder), once ready; and the model version it
+    reports."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REASON_CLASSIFIER_SERVICE_")}
     environment["REASON_CLASSIFIER_SERVICE_LOG_LEVEL"] = "warning"
     # the setting, not `serve --model`: that option takes a folder and would resolve "fast" as a path
     environment["REASON_CLASSIFIER_SERVICE_MODEL"] = model
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -204,12 +211,21 @@ def model_targets(name: str, result: dict) -> dict:
     best = max(level["requests_per_second"] for level in levels.values())
     targets = {}
     if name in TARGET_P99_MS_AT_8:
-        targets["p99_ms_at_concurrency_8"] = {"target": TARGET_P99_MS_AT_8[name], "measured": levels["8"]["p99_ms"],
-                                              "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8[name]}
-        targets["requests_per_second"] = {"target": TARGET_REQUESTS_PER_SECOND, "measured": best,
-                                          "met": best >= TARGET_REQUESTS_PER_SECOND}
-        targets["http_overhead_ratio"] = {"target": TARGET_OVERHEAD, "measured": round(result["http_overhead_ratio"], 2),
-                                          "met": result["http_overhead_ratio"] < TARGET_OVERHEAD}
+        targets["p99_ms_at_concurrency_8"] = {
+            "target": TARGET_P99_MS_AT_8[name],
+            "measured": levels["8"]["p99_ms"],
+            "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8[name],
+        }
+        targets["requests_per_second"] = {
+            "target": TARGET_REQUESTS_PER_SECOND,
+            "measured": best,
+            "met": best >= TARGET_REQUESTS_PER_SECOND,
+        }
+        targets["http_overhead_ratio"] = {
+            "target": TARGET_OVERHEAD,
+            "measured": round(result["http_overhead_ratio"], 2),
+            "met": result["http_overhead_ratio"] < TARGET_OVERHEAD,
+        }
     return targets
 
 
@@ -217,10 +233,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level, per model")
     parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--models", default=",".join(SHIPPED_MODELS),
-                        help=f"comma-separated subset of {','.join(SHIPPED_MODELS)} (default: all)")
-    parser.add_argument("--previous", type=Path, default=None,
-                        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)")
+    parser.add_argument(
+        "--models",
+        default=",".join(SHIPPED_MODELS),
+        help=f"comma-separated subset of {','.join(SHIPPED_MODELS)} (default: all)",
+    )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     options = parser.parse_args()
     names = [n.strip() for n in options.models.split(",") if n.strip()]
@@ -242,8 +265,11 @@ def run(options: argparse.Namespace, shipped: dict[str, dict]) -> None:
     results: dict[str, dict] = {}
     for name, model in shipped.items():
         print(f"serving {name} ...", file=sys.stderr, flush=True)
-        results[name] = {"model": model["model"], **{k: v for k, v in model.items() if k not in ("load", "model")},
-                         **measure_server(model["load"], texts, warm_up)}
+        results[name] = {
+            "model": model["model"],
+            **{k: v for k, v in model.items() if k not in ("load", "model")},
+            **measure_server(model["load"], texts, warm_up),
+        }
     # After the last server is gone, so neither competes with the other for the cores; each model is loaded
     # here only now, one at a time, since its idle threads would otherwise share the client's process.
     for name, model in shipped.items():
@@ -255,45 +281,77 @@ def run(options: argparse.Namespace, shipped: dict[str, dict]) -> None:
         if served is not None and served != loaded:
             raise RuntimeError(f"{name}: the server reported model {served}, this process loaded {loaded}")
         if name in (FAST, PREVIOUS_DEFAULT) and result["in_process_predict"]["transformer"]:
-            raise RuntimeError(f"expected {name} to have no transformer, {result['in_process_predict']['version']} has one")
+            raise RuntimeError(
+                f"expected {name} to have no transformer, {result['in_process_predict']['version']} has one"
+            )
     pressure_after = cpu_pressure()
     previous = results.get(PREVIOUS_DEFAULT)
     for result in results.values():
-        result["p99_at_8_vs_previous_default"] = (round(result["http"]["8"]["p99_ms"] / previous["http"]["8"]["p99_ms"], 3)
-                                                  if previous else None)
+        result["p99_at_8_vs_previous_default"] = (
+            round(result["http"]["8"]["p99_ms"] / previous["http"]["8"]["p99_ms"], 3) if previous else None
+        )
     targets = {name: model_targets(name, result) for name, result in results.items()}
 
     print(f"{'':>40} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
     for name, result in results.items():
         baseline = result["in_process_predict"]
-        print(f"{name + ': in-process predict':>40} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} {baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}")
+        print(
+            f"{name + ': in-process predict':>40} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} "
+            f"{baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
+        )
         for concurrency, level in result["http"].items():
-            print(f"{name + ': HTTP, concurrency ' + concurrency:>40} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} {level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}")
+            print(
+                f"{name + ': HTTP, concurrency ' + concurrency:>40} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} "
+                f"{level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
+            )
     print()
     print(f"{'model':<18} {'p99 ms @8':>10} {'× previous':>11} {'max req/s':>10} {'HTTP overhead':>14}")
     for name, result in results.items():
         ratio = result["p99_at_8_vs_previous_default"]
         best = max(level["requests_per_second"] for level in result["http"].values())
-        print(f"{name:<18} {result['http']['8']['p99_ms']:>10.2f} {'' if ratio is None else f'{ratio:.2f}':>11} "
-              f"{best:>10.0f} {result['http_overhead_ratio']:>13.2f}x")
+        print(
+            f"{name:<18} {result['http']['8']['p99_ms']:>10.2f} {'' if ratio is None else f'{ratio:.2f}':>11} "
+            f"{best:>10.0f} {result['http_overhead_ratio']:>13.2f}x"
+        )
     for name, model_targets_ in targets.items():
         for target_name, target in model_targets_.items():
-            print(f"  {name} {target_name}: {target['measured']} (target {target['target']}) {'met' if target['met'] else 'NOT met'}")
+            print(
+                f"  {name} {target_name}: {target['measured']} (target {target['target']}) "
+                f"{'met' if target['met'] else 'NOT met'}"
+            )
 
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps({
-        "benchmark": "service_latency",
-        "setup": {"requests_per_level": options.requests, "seed": options.seed, "data": "labels/heldout/*.csv",
-                  "server": "reason-classifier serve, 1 worker, REASON_CLASSIFIER_SERVICE_MODEL=<model>, otherwise default settings, 127.0.0.1",
-                  "client": "http.client keep-alive, one connection per thread, in this process",
-                  "models": list(results),
-                  "cpu_pressure_avg10_before_after": [pressure_before, pressure_after],
-                  "cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
-        "models": results,
-        "targets": targets,
-    }, indent=2) + "\n", encoding="utf-8")
-    print(f"CPU pressure (PSI avg10) before/after the run: {pressure_before}/{pressure_after}; "
-          "well above 0 before the run means other processes shared the cores")
+    options.output.write_text(
+        json.dumps(
+            {
+                "benchmark": "service_latency",
+                "setup": {
+                    "requests_per_level": options.requests,
+                    "seed": options.seed,
+                    "data": "labels/heldout/*.csv",
+                    "server": (
+                        "reason-classifier serve, 1 worker, REASON_CLASSIFIER_SERVICE_MODEL=<model>, "
+                        "otherwise default settings, 127.0.0.1"
+                    ),
+                    "client": "http.client keep-alive, one connection per thread, in this process",
+                    "models": list(results),
+                    "cpu_pressure_avg10_before_after": [pressure_before, pressure_after],
+                    "cpu_count": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                },
+                "models": results,
+                "targets": targets,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(
+        f"CPU pressure (PSI avg10) before/after the run: {pressure_before}/{pressure_after}; "
+        "well above 0 before the run means other processes shared the cores"
+    )
     print(f"written to {options.output}")
 
 

@@ -15,7 +15,7 @@ import argparse
 import json
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +64,19 @@ def main() -> None:
         table.add_row(name, *(f"{row[str(w)]:.3f}" for w in WEIGHTS))
     Console().print(table)
     arguments.json.parent.mkdir(parents=True, exist_ok=True)
-    arguments.json.write_text(json.dumps({
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
-        "model": model.version, "trained_weight": model.transformer_weight, "macro_f1": results,
-    }, indent=2) + "\n")
+    arguments.json.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "python": platform.python_version(),
+                "model": model.version,
+                "trained_weight": model.transformer_weight,
+                "macro_f1": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -4,42 +4,63 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from reason_classifier.config import LIKELY_TEXT_COLUMNS, Settings
+from reason_classifier.config import Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
+
+from .common import console, fail, guess_text_column, output, progress_bar
+from .discover import discover, label
+from .trends import trends
 
 app = typer.Typer(
     help="Turn the free text of churn and cancellation surveys into reasons a business can act on.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-output = Console()
-
-
-def fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 @app.command()
 def tag(
     input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
-    output_path: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the tagged export (default: INPUT with .tagged before the extension).")] = None,
-    text_column: Annotated[Optional[str], typer.Option("--text-column", "-c", help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel.")] = None,
-    output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the output's extension).")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")] = "utf-8-sig",
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' for the shipped model without its transformer (default: the shipped model, or REASON_CLASSIFIER_MODEL).")] = None,
+    output_path: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the tagged export (default: INPUT with .tagged before the extension).",
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            "--text-column",
+            "-c",
+            help=(
+                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+                "comment or text)."
+            ),
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
+    ] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--output-format", help="Output format (default: from the output's extension).")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")
+    ] = "utf-8-sig",
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Model folder, or 'fast' (default: the shipped model, or REASON_CLASSIFIER_MODEL)."),
+    ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
@@ -52,17 +73,26 @@ def tag(
         fmt = detect_format(input, format)
         if text_column is None:
             with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = _guess_text_column(reader.columns, input)
+                text_column = guess_text_column(reader.columns, input)
         target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
         classifier = ReasonClassifier.load(
-            model or settings.model, threads=settings.threads, max_chars=settings.max_chars,
+            model or settings.model,
+            threads=settings.threads,
+            max_chars=settings.max_chars,
             detect_language=settings.detect_language,
         )
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task(f"tagging {input.name}", total=None)
             summary = tag_file(
-                input, target, classifier, text_column, input_format=fmt, output_format=output_format,
-                encoding=encoding, sheet=sheet, chunk_rows=settings.chunk_rows,
+                input,
+                target,
+                classifier,
+                text_column,
+                input_format=fmt,
+                output_format=output_format,
+                encoding=encoding,
+                sheet=sheet,
+                chunk_rows=settings.chunk_rows,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except ReasonClassifierError as error:
@@ -85,32 +115,21 @@ def tag(
     )
 
 
-def _guess_text_column(columns: list[str], path: Path) -> str:
-    by_name = {c.strip().lower(): c for c in columns}
-    for name in LIKELY_TEXT_COLUMNS:
-        if name in by_name:
-            console.print(f"using column {by_name[name]!r} as the answer text (set --text-column to choose another)")
-            return by_name[name]
-    raise ReasonClassifierError(
-        f"{path}: which column holds the answers? Pass --text-column; the columns are: {', '.join(map(repr, columns))}"
-    )
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
-    )
-
-
 @app.command()
 def train(
-    data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders (columns text, category, sub_reason, lang).")],
+    data: Annotated[
+        list[Path], typer.Argument(help="Labelled CSV files or folders (columns text, category, sub_reason, lang).")
+    ],
     output_path: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
-    base: Annotated[Optional[str], typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="JSON or YAML file of training options.")] = None,
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
-    heldout: Annotated[Optional[list[Path]], typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training).")] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON or YAML file of training options.")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
+    heldout: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training)."),
+    ] = None,
 ) -> None:
     """Train a model folder from labelled answers, and measure it on answers it was not trained on."""
     import yaml
@@ -132,15 +151,16 @@ def train(
         else:
             labelled, test = split_heldout(labelled, seed=training_config.seed)
             test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
-        with _progress(console) as progress:
+        with progress_bar(console) as progress:
             task = progress.add_task("training", total=None)
 
             def report(stage: str, step: int, total: int, loss: float | None) -> None:
                 suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
                 progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
 
-            classifier, metrics = train_evaluate_save(labelled, test, test_name, schema, output_path, training_config,
-                                                      on_progress=report)
+            classifier, metrics = train_evaluate_save(
+                labelled, test, test_name, schema, output_path, training_config, on_progress=report
+            )
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
     output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")
@@ -150,9 +170,15 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model folder, 'default' for the shipped model, or 'fast' for it without its transformer.")],
+    model: Annotated[
+        str,
+        typer.Argument(help="Model folder, 'default' for the shipped model or 'fast' for it without its transformer."),
+    ],
     data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
-    output_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html.")] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Measure a model on labelled answers: accuracy, macro-F1, per class and language, confusion, calibration."""
@@ -178,7 +204,10 @@ def evaluate(
     for language, scores in result["per_language"].items():
         table.add_row(language, str(scores["rows"]), f"{scores['accuracy']:.3f}", f"{scores['macro_f1']:.3f}")
     output.print(table)
-    output.print(f"calibration error (ECE) {result['calibration']['ece']:.3f}; coverage {result['coverage']:.3f}", highlight=False)
+    output.print(
+        f"calibration error (ECE) {result['calibration']['ece']:.3f}; coverage {result['coverage']:.3f}",
+        highlight=False,
+    )
     for name, path in paths.items():
         output.print(f"{name}: {path}", highlight=False)
 
@@ -186,7 +215,7 @@ def evaluate(
 @app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' (default: the shipped model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder, or 'fast' (default: the shipped model).")] = None,
 ) -> None:
     """Classify answers given on the command line and print the predictions as JSON lines."""
     from dataclasses import asdict
@@ -195,7 +224,9 @@ def classify(
 
     settings = Settings()
     try:
-        classifier = ReasonClassifier.load(model or settings.model, threads=settings.threads, max_chars=settings.max_chars)
+        classifier = ReasonClassifier.load(
+            model or settings.model, threads=settings.threads, max_chars=settings.max_chars
+        )
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     for prediction in classifier.predict(texts):
@@ -207,8 +238,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder, or 'fast' (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of service settings (see the README's Service section).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "Model folder, or 'fast' (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, "
+                "or the shipped model)."
+            )
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML file of service settings (see the README's Service section)."),
+    ] = None,
 ) -> None:
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
     import os
@@ -230,17 +272,18 @@ def serve(
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     uvicorn.run(
-        "reason_classifier.service.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level, access_log=False,  # the service logs each request itself, without answer text
+        "reason_classifier.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        access_log=False,  # the service logs each request itself, without answer text
     )
 
 
-from reason_classifier.cli import discover as _discover  # noqa: E402  (discover and label live in their own module)
-
-_discover.register(app)
-
-from reason_classifier.cli.trends import trends  # noqa: E402 - its own module; registered here
-
+app.command()(discover)
+app.command()(label)
 app.command()(trends)
 
 

@@ -21,7 +21,7 @@ from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 from .transformer_scorer import TRANSFORMER_FOLDER, TransformerScorer
 
 FAST = "fast"
-"""A model name: the default model without its transformer (several times faster, and weaker on real customers' text)."""
+"""A model name: the default model without its transformer (several times faster, weaker on real customers' text)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,8 @@ class Prediction:
 
 
 class ReasonClassifier:
-    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the shipped default.
+    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the
+    shipped default.
 
     A category's probability is the sum of its sub-reasons' probabilities, so the sub-reason can
     never contradict the category. A model may also carry a fine-tuned transformer
@@ -102,7 +103,8 @@ class ReasonClassifier:
         detect_language: bool = True,
         fast: bool = False,
     ) -> ReasonClassifier:
-        """A classifier from a model folder (None or "default" = the default model shipped in the package, "fast" = it without its transformer)."""
+        """A classifier from a model folder (None or "default" = the default model shipped in the package, "fast" = it
+        without its transformer)."""
         if str(path) == FAST:
             path, fast = None, True
         elif str(path) == "default":
@@ -114,13 +116,16 @@ class ReasonClassifier:
             encoder=load_encoder(files.encoder_path, threads=threads),
             taxonomy=files.taxonomy,
             head=files.head,
-            abstain_below=files.config.abstain_below if use_transformer or not transformer_config
+            abstain_below=files.config.abstain_below
+            if use_transformer or not transformer_config
             else transformer_config["head_alone_abstain_below"],
             max_chars=max_chars,
             language_detector=default_detector() if detect_language else None,
             config=files.config,
             char_ngrams=files.char_ngrams,
-            transformer=TransformerScorer.load(files.path / transformer_config["folder"], threads=threads) if use_transformer else None,
+            transformer=TransformerScorer.load(files.path / transformer_config["folder"], threads=threads)
+            if use_transformer
+            else None,
             transformer_weight=transformer_config.get("weight", 0.0) if use_transformer else 0.0,
         )
 
@@ -135,12 +140,21 @@ class ReasonClassifier:
         if self.transformer is not None:
             staged = Path(tempfile.mkdtemp(prefix="reason-classifier-transformer-"))
             extra_files[TRANSFORMER_FOLDER] = self.transformer.save(staged / TRANSFORMER_FOLDER)
-            self.config.transformer = {**(self.config.transformer or {}), "folder": TRANSFORMER_FOLDER,
-                                       "weight": self.transformer_weight}
+            self.config.transformer = {
+                **(self.config.transformer or {}),
+                "folder": TRANSFORMER_FOLDER,
+                "weight": self.transformer_weight,
+            }
         try:
             return write_model_folder(
-                path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card,
-                extra_files=extra_files or None, char_ngrams=self.char_ngrams,
+                path,
+                self.config,
+                self.taxonomy.to_yaml(),
+                self.head,
+                metrics,
+                card,
+                extra_files=extra_files or None,
+                char_ngrams=self.char_ngrams,
             )
         finally:
             if self.transformer is not None:
@@ -159,7 +173,8 @@ class ReasonClassifier:
         return self.encoder.encode(texts)
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray | sp.csr_matrix, ...]:
-        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses them."""
+        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses
+        them."""
         embeddings = self.embed(texts)
         return (embeddings, self.char_ngrams.transform(texts)) if self.char_ngrams else (embeddings,)
 
@@ -224,7 +239,7 @@ class ReasonClassifier:
             sub_reason=self.taxonomy.sub_reason_names[columns[pick]],
             confidence=round(confidence, 4),
             sub_reason_confidence=round(float(within[pick]), 4),
-            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p)},
+            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p, strict=True)},
             abstained=abstained,
             language=language,
         )

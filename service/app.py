@@ -48,7 +48,9 @@ class ServiceState:
         self.classifier = classifier
         self.offer_book: OfferBook | None = None
         self.store: AnswerStore | None = None
-        self.predictor = Predictor(self._predict, max_batch=settings.max_predict_batch, on_batch=self.metrics.predict_seconds.observe)
+        self.predictor = Predictor(
+            self._predict, max_batch=settings.max_predict_batch, on_batch=self.metrics.predict_seconds.observe
+        )
         self.ready = False
         self.load_error: str | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -87,8 +89,11 @@ class ServiceState:
                 library = self.library
                 log.info("loading model %s", library.model or "(shipped default)")
                 self.classifier = await asyncio.to_thread(
-                    ReasonClassifier.load, library.model, threads=library.threads,
-                    max_chars=library.max_chars, detect_language=library.detect_language,
+                    ReasonClassifier.load,
+                    library.model,
+                    threads=library.threads,
+                    max_chars=library.max_chars,
+                    detect_language=library.detect_language,
                 )
             self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
             if self.settings.store:
@@ -132,8 +137,11 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
     app.include_router(build_router(state))
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["content-type", settings.api_key_header, "x-request-id"], expose_headers=["x-request-id"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", settings.api_key_header, "x-request-id"],
+            expose_headers=["x-request-id"],
         )
     app.add_middleware(RequestContext, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
     return app

@@ -18,28 +18,44 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "reason_classifier_http_requests", "HTTP requests by route, method and status code.",
-            ["route", "method", "status"], registry=self.registry,
+            "reason_classifier_http_requests",
+            "HTTP requests by route, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "reason_classifier_http_request_duration_seconds", "Time from request to response, by route.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "reason_classifier_http_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.predictions = Counter(
-            "reason_classifier_predictions", "Classified answers by category.", ["category"], registry=self.registry,
+            "reason_classifier_predictions",
+            "Classified answers by category.",
+            ["category"],
+            registry=self.registry,
         )
         self.predict_seconds = Histogram(
-            "reason_classifier_predict_duration_seconds", "Time of one call to the model (a batch of answers).",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "reason_classifier_predict_duration_seconds",
+            "Time of one call to the model (a batch of answers).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.model_errors = Counter(
-            "reason_classifier_model_errors", "Requests answered 503 because the model failed or timed out.",
-            ["reason"], registry=self.registry,
+            "reason_classifier_model_errors",
+            "Requests answered 503 because the model failed or timed out.",
+            ["reason"],
+            registry=self.registry,
         )
         self.store_errors = Counter(
-            "reason_classifier_store_lost_rows", "Classified answers the store could not write.", registry=self.registry,
+            "reason_classifier_store_lost_rows",
+            "Classified answers the store could not write.",
+            registry=self.registry,
         )
-        self.ready = Gauge("reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry)
+        self.ready = Gauge(
+            "reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

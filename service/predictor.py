@@ -4,11 +4,16 @@ Requests that arrive while the model is busy are classified together in the next
 encoder is several times cheaper per answer in a batch), without ever waiting for a batch to
 fill: a lone request is classified at once. A caller waits at most `timeout` seconds; then it gets
 `PredictTimeout` and, if its answers were not started yet, they are never classified.
+
+Batching must never let one answer fail another: when a call on several answers raises, each
+answer is classified again on its own, and only the requests whose answer fails get the error
+(`ItemFailed`, with the answer's index in its request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +24,14 @@ from reason_classifier.classifier import Prediction
 
 class PredictTimeout(Exception):
     """The model did not answer within the configured time."""
+
+
+class ItemFailed(Exception):
+    """The model raised on the answer at `index` of a request (the cause is chained)."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(f"answer {index}: {type(error).__name__}: {error}")
+        self.index, self.error = index, error
 
 
 @dataclass
@@ -51,10 +64,8 @@ class Predictor:
     async def stop(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, texts: Sequence[str], timeout: float) -> list[Prediction]:
@@ -85,10 +96,8 @@ class Predictor:
                 predictions = await loop.run_in_executor(self._executor, self._predict, texts)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # the model's failure is each waiting request's 503
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
+            except Exception as error:
+                await self._one_by_one(jobs, error, len(texts))
                 continue
             self._on_batch(time.perf_counter() - started)
             start = 0
@@ -97,3 +106,25 @@ class Predictor:
                 if not job.future.done():
                     job.future.set_result(predictions[start:end])
                 start = end
+
+    async def _one_by_one(self, jobs: list[_Job], error: Exception, size: int) -> None:
+        """After a failed call: classify each answer alone, so only the requests whose own answer fails get an error."""
+        loop = asyncio.get_running_loop()
+        if size == 1:
+            if not jobs[0].future.done():
+                jobs[0].future.set_exception(ItemFailed(0, error))
+            return
+        for job in jobs:
+            predictions: list[Prediction] = []
+            for index, text in enumerate(job.texts):
+                if job.future.done():
+                    break
+                try:
+                    predictions.extend(await loop.run_in_executor(self._executor, self._predict, [text]))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as own:
+                    job.future.set_exception(ItemFailed(index, own))
+                    break
+            if not job.future.done():
+                job.future.set_result(predictions)

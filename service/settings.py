@@ -40,7 +40,9 @@ class ServiceSettings(BaseSettings):
     predict_timeout_seconds: longest wait for the model before a 503; api_keys: accepted keys
     (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
     allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
-    trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never).
+    trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never);
+    trends_metadata_keys: keys of the stored metadata `/v1/trends` may segment by (`by=metadata.KEY`),
+    besides plan, language and bands of mrr; never a key that identifies a customer.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
@@ -60,6 +62,7 @@ class ServiceSettings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_level: str = "info"
     trends_cache_seconds: float = Field(default=60.0, ge=0)
+    trends_metadata_keys: list[str] = Field(default_factory=lambda: ["contract"])
 
     @field_validator("log_level")
     @classmethod

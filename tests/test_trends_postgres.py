@@ -21,4 +21,20 @@ def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_
     from_sqlite = compute_trends(tmp_path / "answers.db", options).document
     assert from_postgres.rows == from_sqlite.rows and from_postgres.summary.rows_reported == 120
     assert compute_trends(postgres_url.replace("postgres@", "postgres:secret@"), options).document.source == (
-        postgres_url.replace("postgres@", "postgres:***@"))  # no password in reports
+        postgres_url.replace("postgres@", "postgres:***@")
+    )  # no password in reports
+
+
+def test_postgresql_a_stored_lone_surrogate_in_metadata_is_tolerated(postgres_url):  # noqa: F811
+    """Observed: one metadata value with a lone surrogate made every `by=metadata.KEY` report fail."""
+    from reason_classifier.service.store import AnswerStore
+
+    store = AnswerStore(postgres_url)
+    store.add(_store_rows(generated(20, seed=2)))
+    store.flush()
+    with store.engine.begin() as connection:  # as an older version stored it (JSON escapes, not cleaned)
+        connection.exec_driver_sql("""UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}'
+                                      WHERE id = (SELECT min(id) FROM classified_answers)""")
+    store.close()
+    document = compute_trends(postgres_url, TrendOptions(by=("metadata.contract",))).document
+    assert "an\ufffdnual" in {r.segment_value for r in document.rows}

@@ -45,13 +45,20 @@ def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = Non
     """The fast model alone (no transformer), as `reason-classifier train` makes one."""
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     _, metrics = train_evaluate_save(
-        read_labelled(TRAIN_PATH, taxonomy), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout", taxonomy,
-        output, config, name=DEFAULT_NAME,
+        read_labelled(TRAIN_PATH, taxonomy),
+        read_labelled(HELDOUT_PATH, taxonomy),
+        "labels/heldout",
+        taxonomy,
+        output,
+        config,
+        name=DEFAULT_NAME,
     )
     return metrics
 
 
-def transformer_stage(work: Path, config: TrainingConfig, epochs: float, time_limit: float | None, threads: int) -> None:
+def transformer_stage(
+    work: Path, config: TrainingConfig, epochs: float, time_limit: float | None, threads: int
+) -> None:
     from .finetune_me5 import fine_tune_me5
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
@@ -61,25 +68,47 @@ def transformer_stage(work: Path, config: TrainingConfig, epochs: float, time_li
     classes = np.array([names.index(s) for s in data.sub_reasons])
     started = time.monotonic()
     model = fine_tune_me5(
-        [data.texts[i] for i in fit], classes[fit], len(names), epochs=epochs, seed=config.seed, threads=threads,
+        [data.texts[i] for i in fit],
+        classes[fit],
+        len(names),
+        epochs=epochs,
+        seed=config.seed,
+        threads=threads,
         time_limit=time_limit,
-        on_step=lambda step, total, loss: print(f"transformer step {step}/{total} loss {loss:.4f} "
-                                                f"{time.monotonic() - started:.0f}s", flush=True),
+        on_step=lambda step, total, loss: print(
+            f"transformer step {step}/{total} loss {loss:.4f} {time.monotonic() - started:.0f}s", flush=True
+        ),
     )
     folder = model.save(work / TRANSFORMER_WORK)
-    head = LinearHead(tuple(names), model.layer.weight.detach().numpy() * model.scale, model.layer.bias.detach().numpy())
+    head = LinearHead(
+        tuple(names), model.layer.weight.detach().numpy() * model.scale, model.layer.bias.detach().numpy()
+    )
     np.savez_compressed(folder / "head.npz", **head.to_arrays("sub_reason"))
-    (folder / "run.json").write_text(json.dumps({"fit_rows": len(fit), "epochs": epochs, "seconds": time.monotonic() - started,
-                                                  "data_fingerprint": data.fingerprint()}, indent=2))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "fit_rows": len(fit),
+                "epochs": epochs,
+                "seconds": time.monotonic() - started,
+                "data_fingerprint": data.fingerprint(),
+            },
+            indent=2,
+        )
+    )
 
 
 def head_stage(work: Path, config: TrainingConfig, threads: int) -> None:
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     started = time.monotonic()
     classifier, summary, out_of_fold = train_with_out_of_fold(
-        read_labelled(TRAIN_PATH, taxonomy), taxonomy, config, name=DEFAULT_NAME, threads=threads,
-        on_progress=lambda stage, step, total, loss: print(f"head {stage} {step}/{total} {loss} {time.monotonic() - started:.0f}s",
-                                                           flush=True),
+        read_labelled(TRAIN_PATH, taxonomy),
+        taxonomy,
+        config,
+        name=DEFAULT_NAME,
+        threads=threads,
+        on_progress=lambda stage, step, total, loss: print(
+            f"head {stage} {step}/{total} {loss} {time.monotonic() - started:.0f}s", flush=True
+        ),
     )
     classifier.save(work / HEAD_WORK)
     np.save(work / OUT_OF_FOLD, out_of_fold)
@@ -100,14 +129,26 @@ def combine_stage(work: Path, output: Path, config: TrainingConfig, weight: floa
     fast.config.transformer = {"head_alone_abstain_below": fast.abstain_below, "weighing": weighing}
     fast.config.training["transformer"] = json.loads((work / TRANSFORMER_WORK / "run.json").read_text())
     classifier = ReasonClassifier(
-        fast.encoder, taxonomy, fast.head, weighing["abstain_below"], language_detector=fast.language_detector,
-        config=fast.config, char_ngrams=fast.char_ngrams, transformer=scorer, transformer_weight=weighing["weight"],
+        fast.encoder,
+        taxonomy,
+        fast.head,
+        weighing["abstain_below"],
+        language_detector=fast.language_detector,
+        config=fast.config,
+        char_ngrams=fast.char_ngrams,
+        transformer=scorer,
+        transformer_weight=weighing["weight"],
     )
     classifier.config.name = DEFAULT_NAME
     heldout = read_labelled(HELDOUT_PATH, taxonomy)
     metrics = {"heldout": evaluate(classifier, heldout, "labels/heldout")}
-    card = model_card(DEFAULT_NAME, f"{fast.encoder.name} + {MultilingualE5Encoder.__name__}", classifier.abstain_below,
-                      classifier.config.training, metrics)
+    card = model_card(
+        DEFAULT_NAME,
+        f"{fast.encoder.name} + {MultilingualE5Encoder.__name__}",
+        classifier.abstain_below,
+        classifier.config.training,
+        metrics,
+    )
     classifier.save(output, metrics=metrics, card=card)
     return {"weighing": weighing, "heldout_macro_f1": metrics["heldout"]["macro_f1"]}
 
@@ -119,7 +160,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("build/default"), help="where the stages keep what they made")
     parser.add_argument("--epochs", type=float, default=1.0, help="passes of the transformer's fine-tuning")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds after which its fine-tuning stops")
-    parser.add_argument("--weight", type=float, default=None, help="the transformer's weight (default: chosen on the calibration split)")
+    parser.add_argument(
+        "--weight", type=float, default=None, help="the transformer's weight (default: chosen on the calibration split)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
     config = TrainingConfig()
@@ -129,7 +172,11 @@ def main() -> None:
     if arguments.stage in ("head", "all"):
         head_stage(arguments.work, config, arguments.threads)
     if arguments.stage in ("combine", "all"):
-        print(json.dumps(combine_stage(arguments.work, arguments.output, config, arguments.weight, arguments.threads), indent=2))
+        print(
+            json.dumps(
+                combine_stage(arguments.work, arguments.output, config, arguments.weight, arguments.threads), indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,13 @@ def calibration_split(strata: Sequence[str], share: float = 0.1, seed: int = 0) 
     return np.sort(fit), np.sort(kept)
 
 
-def weigh(head_probabilities: np.ndarray, transformer_logits: np.ndarray, true_sub_reasons: np.ndarray,
-          taxonomy: Taxonomy, weight: float | None = None) -> dict:
+def weigh(
+    head_probabilities: np.ndarray,
+    transformer_logits: np.ndarray,
+    true_sub_reasons: np.ndarray,
+    taxonomy: Taxonomy,
+    weight: float | None = None,
+) -> dict:
     """The transformer's temperature, the weight curve, the chosen weight and its abstention threshold.
 
     `head_probabilities` are the fast head's calibrated out-of-fold sub-reason probabilities for
@@ -46,12 +51,16 @@ def weigh(head_probabilities: np.ndarray, transformer_logits: np.ndarray, true_s
     curve = []
     for w in WEIGHT_GRID:
         categories = ((1 - w) * head_probabilities + w * transformer) @ matrix
-        curve.append({
-            "weight": float(w),
-            "macro_f1": float(f1_score(names[truth], names[categories.argmax(1)], average="macro")),
-            "ece": expected_calibration_error(categories.max(1), categories.argmax(1) == truth),
-        })
-    chosen = weight if weight is not None else max(curve, key=lambda p: (round(p["macro_f1"], 3), p["weight"]))["weight"]
+        curve.append(
+            {
+                "weight": float(w),
+                "macro_f1": float(f1_score(names[truth], names[categories.argmax(1)], average="macro")),
+                "ece": expected_calibration_error(categories.max(1), categories.argmax(1) == truth),
+            }
+        )
+    chosen = (
+        weight if weight is not None else max(curve, key=lambda p: (round(p["macro_f1"], 3), p["weight"]))["weight"]
+    )
     categories = ((1 - chosen) * head_probabilities + chosen * transformer) @ matrix
     return {
         "transformer_temperature": temperature,

@@ -26,7 +26,9 @@ StepReport = Callable[[int, int, float], None]
 class TunedE5(nn.Module):
     """The transformer, mean-pooled and L2-normalised, and a linear layer over the classes (scaled cosine logits)."""
 
-    scale = 16.0  # unit-length embeddings give logits in [-|w|, |w|]; a fixed scale lets the layer reach confident outputs
+    scale = (
+        16.0  # unit-length embeddings give logits in [-|w|, |w|]; a fixed scale lets the layer reach confident outputs
+    )
 
     def __init__(self, n_classes: int, max_tokens: int = 64, threads: int = 2) -> None:
         super().__init__()
@@ -48,14 +50,17 @@ class TunedE5(nn.Module):
         out = np.zeros((len(texts), self.layer.out_features), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 out[rows] = self([ids[i] for i in rows]).numpy()
         return out
 
     def changed_weights(self) -> dict[str, torch.Tensor]:
         """What training changed, in float16: every transformer weight but the frozen word-embedding table."""
-        return {name: tensor.detach().half().contiguous() for name, tensor in self.transformer.state_dict().items()
-                if name != WORD_EMBEDDINGS}
+        return {
+            name: tensor.detach().half().contiguous()
+            for name, tensor in self.transformer.state_dict().items()
+            if name != WORD_EMBEDDINGS
+        }
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -81,7 +86,8 @@ def fine_tune_me5(
     on_step: StepReport | None = None,
     bfloat16: bool | None = None,
 ) -> TunedE5:
-    """The model after `epochs` passes (fractions allowed) of class-weighted cross-entropy, or fewer if `time_limit` (s) ends it.
+    """The model after `epochs` passes (fractions allowed) of class-weighted cross-entropy, or fewer if `time_limit`
+    (seconds) ends it.
 
     Batches hold answers of similar length (shuffled buckets), so padding costs little; the
     learning rate warms up over the first 6% of steps and decays linearly to zero.
@@ -104,12 +110,15 @@ def fine_tune_me5(
     )
     warmup = max(1, int(0.06 * len(batches)))
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))))
+        optimiser,
+        lambda step: min((step + 1) / warmup, max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))),
+    )
     loss_function = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
     started, recent = time.monotonic(), []
     model.train()
     for step, rows in enumerate(batches, 1):
-        # bfloat16 matrix products where the CPU has them (measured about 3x faster here); weights and optimiser stay float32
+        # bfloat16 matrix products where the CPU has them natively (measured about 3x faster here); weights and
+        # optimiser stay float32
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             loss = loss_function(model([ids[i] for i in rows]), targets[rows])
         optimiser.zero_grad()
@@ -128,7 +137,9 @@ def fine_tune_me5(
     return model
 
 
-def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, epochs: float, random: np.random.Generator) -> list[np.ndarray]:
+def _length_bucketed_batches(
+    lengths: Sequence[int], batch_size: int, epochs: float, random: np.random.Generator
+) -> list[np.ndarray]:
     """Batches of rows of similar length, in random order; `epochs` may end part-way through a pass."""
     batches: list[np.ndarray] = []
     n = len(lengths)
@@ -138,9 +149,9 @@ def _length_bucketed_batches(lengths: Sequence[int], batch_size: int, epochs: fl
         # sort within windows of 50 batches: similar lengths together, yet every epoch differs
         window = batch_size * 50
         for start in range(0, n, window):
-            chunk = shuffled[start:start + window]
+            chunk = shuffled[start : start + window]
             chunk = chunk[np.argsort([lengths[i] for i in chunk], kind="stable")]
-            pass_batches = [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+            pass_batches = [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
             random.shuffle(pass_batches)
             batches.extend(pass_batches)
     return batches[:wanted]

@@ -9,6 +9,8 @@ PostgreSQL extensions would be downloaded at run time, which fails offline.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ import pandas as pd
 from ..database import database_url
 from ..errors import InputError
 from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
+
+log = logging.getLogger(__name__)
 
 STORE_TABLE = "classified_answers"
 """The service's table of classified answers (service/store.py)."""
@@ -35,13 +39,15 @@ def connect(timezone: str = "UTC", threads: int = 2, memory_limit: str = "1GB") 
     """An in-memory DuckDB connection that never fetches an extension and reads times in `timezone`."""
     import duckdb
 
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "threads": threads,
-        "memory_limit": memory_limit,
-        "preserve_insertion_order": False,
-    })
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": False,
+        }
+    )
     con.execute(f"SET TimeZone = {quote_literal(timezone)}")
     return con
 
@@ -75,6 +81,10 @@ class TrendSource(ABC):
         """The row number of the first row whose `column` reads as `value`, for an error message."""
         return None
 
+    def close(self) -> None:
+        """Release what the source holds (the store's database engine); a file source holds nothing."""
+        return None
+
     def require(self, column: str, purpose: str) -> None:
         if column not in self.columns:
             raise InputError(
@@ -101,8 +111,10 @@ class DuckDBFileSource(TrendSource):
         path = quote_literal(str(self.path))
         if self.format in (SurveyFormat.CSV, SurveyFormat.TSV):
             delimiter = "\t" if self.format is SurveyFormat.TSV else self._csv_delimiter()
-            return (f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
-                    "quote = '\"', escape = '\"')")
+            return (
+                f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
+                "quote = '\"', escape = '\"')"
+            )
         if self.format is SurveyFormat.JSONL:
             return f"read_json({path}, format = 'newline_delimited', maximum_sample_files = 1, sample_size = 20480)"
         return f"read_parquet({path}, file_row_number = true)"
@@ -197,7 +209,9 @@ class ExcelSource(ChunkedSource):
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         with open_reader(self.path, SurveyFormat.EXCEL, LOAD_CHUNK_ROWS, sheet=self.sheet) as reader:
             for chunk in reader.chunks():
-                frame = pd.DataFrame({c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns})
+                frame = pd.DataFrame(
+                    {c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns}
+                )
                 frame[ROW] = range(chunk.first_row, chunk.first_row + len(chunk.table))
                 yield frame
 
@@ -205,10 +219,14 @@ class ExcelSource(ChunkedSource):
 class StoreSource(ChunkedSource):
     """The classify service's `classified_answers` table, in SQLite (a file path) or PostgreSQL (a URL).
 
-    Segments may also be keys of the stored `metadata`, named `metadata.KEY`.
+    Segments may also be keys of the stored `metadata`, named `metadata.KEY`. The database extracts
+    them; when it cannot (a lone surrogate such as `\\ud800` stored by an older version: SQLite's
+    text is then not UTF-8, PostgreSQL's `->>` refuses the escape), the metadata is read as JSON
+    text and the keys are extracted here, with such characters replaced by U+FFFD.
     """
 
     store = True
+    _tolerant = False
 
     def __init__(self, store: str) -> None:
         from sqlalchemy import create_engine, inspect
@@ -241,30 +259,79 @@ class StoreSource(ChunkedSource):
             return
         super().require(column, purpose)
 
+    def relation(self, con: Any, columns: list[str]) -> str:
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().relation(con, columns)
+        except DBAPIError as error:
+            if self._tolerant or not any(c.startswith("metadata.") for c in columns):
+                raise
+            log.warning(
+                "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
+                self.description,
+                type(error.orig).__name__,
+            )
+            self._tolerant = True
+            return super().relation(con, columns)
+
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, Numeric, String, Table, select, type_coerce
+        from sqlalchemy import (
+            JSON,
+            DateTime,
+            Float,
+            Integer,
+            MetaData,
+            Numeric,
+            String,
+            Table,
+            Text,
+            cast,
+            select,
+            type_coerce,
+        )
 
         stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
         selected, kinds = [stored.c["id"].label(ROW)], {}
+        if self._tolerant:
+            selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))
         for name in columns:
+            if name.startswith("metadata.") and self._tolerant:
+                kinds[name] = "metadata"
+                continue
             if name.startswith("metadata."):  # extracted by the database, not row by row here
                 column = type_coerce(stored.c["metadata"], JSON())[name.removeprefix("metadata.")].as_string()
                 kind = "text"
             else:
                 column = stored.c[name]
-                kind = ("time" if isinstance(column.type, DateTime) else
-                        "number" if isinstance(column.type, (Float, Integer, Numeric)) else "text")
+                kind = (
+                    "time"
+                    if isinstance(column.type, DateTime)
+                    else "number"
+                    if isinstance(column.type, (Float, Integer, Numeric))
+                    else "text"
+                )
                 if kind == "time" and self.engine.dialect.name == "sqlite":
                     column = type_coerce(column, String())  # parsed below, all at once, as the UTC it is
             selected.append(column.label(name))
             kinds[name] = kind
         query = select(*selected).order_by(stored.c["id"])
+        names = [ROW, *([_METADATA_TEXT] if self._tolerant else []), *(c for c in columns if kinds[c] != "metadata")]
         with self.engine.connect() as connection:
+            if self._tolerant and self.engine.dialect.name == "sqlite":
+                dbapi = connection.connection.dbapi_connection
+                assert dbapi is not None  # an open connection has its driver connection
+                dbapi.text_factory = _tolerant_text
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():
-                raw = pd.DataFrame(rows, columns=[ROW, *columns])
+                raw = pd.DataFrame(rows, columns=names)
                 frame = pd.DataFrame({ROW: raw[ROW].astype("int64")})
                 for name in columns:
+                    if kinds[name] == "metadata":
+                        key = name.removeprefix("metadata.")
+                        frame[name] = pd.array([_metadata_value(v, key) for v in raw[_METADATA_TEXT]], dtype="string")
+                        frame[name] = frame[name].str.strip()
+                        continue
                     values = raw[name]
                     if kinds[name] == "time":  # the service writes UTC; SQLite gives it back without a zone
                         frame[name] = pd.to_datetime(values, utc=True, format="ISO8601")
@@ -276,6 +343,37 @@ class StoreSource(ChunkedSource):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_METADATA_TEXT = "_metadata_text"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _tolerant_text(raw: bytes) -> str:
+    """SQLite text as str, with a lone surrogate's bytes (or any other non-UTF-8) as U+FFFD."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return _LONE_SURROGATE.sub("\ufffd", raw.decode("utf-8", "surrogatepass"))
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _metadata_value(text: str | None, key: str) -> str | None:
+    """What `metadata ->> key` gives (a string as it is, anything else as JSON), lone surrogates as U+FFFD."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get(key) is None:
+        return None
+    value = data[key]
+    value = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _LONE_SURROGATE.sub("\ufffd", value)
 
 
 def _hide_password(store: str) -> str:
