@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,23 +109,24 @@ class ReasonClassifier:
         elif str(path) == "default":
             path = None
         files: ModelFiles = read_model_folder(path)
-        transformer_config = files.config.transformer or {}
-        use_transformer = bool(transformer_config) and not fast
+        carried = files.config.transformer or {}  # {} when the folder has no transformer
+        transformer, weight, abstain_below = None, 0.0, files.config.abstain_below
+        if carried and fast:
+            abstain_below = carried["head_alone_abstain_below"]
+        elif carried:
+            transformer = TransformerScorer.load(files.path / carried["folder"], threads=threads)
+            weight = carried["weight"]
         return cls(
             encoder=load_encoder(files.encoder_path, threads=threads),
             taxonomy=files.taxonomy,
             head=files.head,
-            abstain_below=files.config.abstain_below
-            if use_transformer or not transformer_config
-            else transformer_config["head_alone_abstain_below"],
+            abstain_below=abstain_below,
             max_chars=max_chars,
             language_detector=default_detector() if detect_language else None,
             config=files.config,
             char_ngrams=files.char_ngrams,
-            transformer=TransformerScorer.load(files.path / transformer_config["folder"], threads=threads)
-            if use_transformer
-            else None,
-            transformer_weight=transformer_config.get("weight", 0.0) if use_transformer else 0.0,
+            transformer=transformer,
+            transformer_weight=weight,
         )
 
     def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:
@@ -137,15 +137,14 @@ class ReasonClassifier:
         if encoder_folder is not None:
             self.config.encoder = ENCODER_FOLDER
             extra_files[ENCODER_FOLDER] = encoder_folder
-        if self.transformer is not None:
-            staged = Path(tempfile.mkdtemp(prefix="reason-classifier-transformer-"))
-            extra_files[TRANSFORMER_FOLDER] = self.transformer.save(staged / TRANSFORMER_FOLDER)
-            self.config.transformer = {
-                **(self.config.transformer or {}),
-                "folder": TRANSFORMER_FOLDER,
-                "weight": self.transformer_weight,
-            }
-        try:
+        with tempfile.TemporaryDirectory(prefix="reason-classifier-transformer-") as staged:
+            if self.transformer is not None:
+                extra_files[TRANSFORMER_FOLDER] = self.transformer.save(Path(staged) / TRANSFORMER_FOLDER)
+                self.config.transformer = {
+                    **(self.config.transformer or {}),
+                    "folder": TRANSFORMER_FOLDER,
+                    "weight": self.transformer_weight,
+                }
             return write_model_folder(
                 path,
                 self.config,
@@ -156,9 +155,6 @@ class ReasonClassifier:
                 extra_files=extra_files or None,
                 char_ngrams=self.char_ngrams,
             )
-        finally:
-            if self.transformer is not None:
-                shutil.rmtree(staged, ignore_errors=True)
 
     @property
     def classes_(self) -> tuple[str, ...]:
@@ -166,7 +162,9 @@ class ReasonClassifier:
 
     @property
     def version(self) -> str:
-        return f"{self.config.name}@{self.config.checksums.get('head.npz', 'unsaved')[:12]}"
+        """Name and head checksum; `+fast` when a model that carries a transformer is read without it."""
+        reading = "+fast" if self.config.transformer and self.transformer is None else ""
+        return f"{self.config.name}@{self.config.checksums.get('head.npz', 'unsaved')[:12]}{reading}"
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """(n, dimension) embeddings of `texts`."""

@@ -82,6 +82,7 @@ def test_fast_reads_the_same_folder_without_the_transformer(
     folder = ensemble.save(tmp_path / "model")
     fast = ReasonClassifier.load(folder, fast=True)
     assert fast.transformer is None and fast.abstain_below == 0.2  # the threshold chosen for the head alone
+    assert fast.version == ReasonClassifier.load(folder).version + "+fast"
     np.testing.assert_allclose(fast._probabilities(TEXTS)[1], classifier._probabilities(TEXTS)[1], atol=1e-6)
 
 
