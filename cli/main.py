@@ -182,7 +182,7 @@ def classify(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Model calls run at once, in threads of one process (one model in memory; /readyz and /metrics are the whole service's).")] = 1,
     model: Annotated[Optional[Path], typer.Option(help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of service settings (see the README's Service section).")] = None,
 ) -> None:
@@ -198,6 +198,10 @@ def serve(
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
     if model is not None:
         os.environ[f"{ENV_PREFIX}MODEL"] = str(model.resolve())
+    # One process, `workers` model threads: with uvicorn's worker processes, /readyz answered for whichever
+    # process got the request (ready while most requests got 503 not_ready) and /metrics was per process.
+    if workers > 1:
+        os.environ[f"{ENV_PREFIX}PREDICT_THREADS"] = str(workers)
     try:
         settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
         from reason_classifier.service.offers import OffersConfig
@@ -206,7 +210,7 @@ def serve(
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     uvicorn.run(
-        "reason_classifier.service.app:create_app", factory=True, host=host, port=port, workers=workers,
+        "reason_classifier.service.app:create_app", factory=True, host=host, port=port, workers=1,
         log_level=settings.log_level, access_log=False,  # the service logs each request itself, without answer text
     )
 

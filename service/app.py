@@ -50,7 +50,8 @@ class ServiceState:
         self.classifier = classifier
         self.offer_book: OfferBook | None = None
         self.store: AnswerStore | None = None
-        self.predictor = Predictor(self._predict, max_batch=settings.max_predict_batch, on_batch=self.metrics.predict_seconds.observe)
+        self.predictor = Predictor(self._predict, max_batch=settings.max_predict_batch,
+                                   on_batch=self.metrics.predict_seconds.observe, threads=settings.predict_threads)
         self.ready = False
         self.load_error: str | None = None
         self.store_problem: str | None = None

@@ -1,8 +1,8 @@
 """Prometheus metrics of one app: requests, latency, predictions per category, model and store health.
 
-Each app has its own registry, so several apps in one process (tests) do not collide. With more than
-one uvicorn worker, each worker exports its own numbers; scrape them through the load balancer or
-run one worker per container.
+Each app has its own registry, so several apps in one process (tests) do not collide. The service
+is one process (`serve --workers N` runs N model threads in it, not N processes), so these are the
+whole service's numbers, whichever connection scrapes them.
 """
 
 from __future__ import annotations

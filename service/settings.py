@@ -43,7 +43,8 @@ class ServiceSettings(BaseSettings):
     process exits (the rest is written at the next start); store_retry_max_seconds: the longest
     pause between two tries while the database cannot be written;
     max_batch_items: items per batch request; max_body_bytes: request body limit;
-    predict_timeout_seconds: longest wait for the model before a 503; api_keys: accepted keys
+    predict_timeout_seconds: longest wait for the model before a 503; predict_threads: model calls run
+    at once, in threads of the one process (`serve --workers`); api_keys: accepted keys
     (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
     allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
     trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never);
@@ -67,6 +68,7 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     predict_timeout_seconds: float = Field(default=1.0, gt=0)
     max_predict_batch: int = Field(default=64, ge=1)
+    predict_threads: int = Field(default=1, ge=1)
     api_keys: list[str] = Field(default_factory=list)
     api_key_header: str = "X-API-Key"
     cors_origins: list[str] = Field(default_factory=list)
