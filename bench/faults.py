@@ -80,8 +80,10 @@ def wait_drained(server: ServiceProcess, seconds: float = 120) -> None:
 
 def traffic(server: ServiceProcess, prefix: str, n: int, during=None) -> tuple[list[str], int]:
     """Answers from 8 client threads: at least n, and for as long as `during()` (the fault, started once half of
-    them are acknowledged) runs; until the server is gone. The acknowledged customer ids and how many were sent."""
+    them are acknowledged) runs; until the server is gone. The acknowledged customer ids and how many requests got
+    an HTTP answer (acknowledged or refused)."""
     acknowledged: list[str] = []
+    answered = itertools.count()
     numbers = itertools.count()
     fault_over = threading.Event()
     if during is None:
@@ -97,7 +99,9 @@ def traffic(server: ServiceProcess, prefix: str, n: int, during=None) -> tuple[l
             except OSError:
                 if server.process.poll() is not None:
                     return
+                time.sleep(0.01)
                 continue
+            next(answered)
             if status == 200:
                 acknowledged.append(f"{prefix}{i}")
 
@@ -111,7 +115,7 @@ def traffic(server: ServiceProcess, prefix: str, n: int, during=None) -> tuple[l
         fault_over.set()
     for thread in clients:
         thread.join()
-    return acknowledged, next(numbers) - len(clients)
+    return acknowledged, next(answered)
 
 
 def case_unwritable(folder: Path, n: int, _: argparse.Namespace) -> dict:
@@ -225,7 +229,7 @@ def case_kill9_spool(folder: Path, n: int, _: argparse.Namespace) -> dict:
 
 def result(acknowledged: list[str], stored: set[str], sent: int, **extra: object) -> dict:
     lost = sorted(set(acknowledged) - stored)
-    return {"sent": sent, "acknowledged": len(acknowledged), "stored": len(stored & set(acknowledged)),
+    return {"answered": sent, "acknowledged": len(acknowledged), "stored": len(stored & set(acknowledged)),
             "lost": len(lost), "stored_not_acknowledged": len(stored - set(acknowledged)), **extra}
 
 
