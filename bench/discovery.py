@@ -1,6 +1,7 @@
 """Discovery on labelled answers: time, peak memory, clusters, unassigned share and agreement with the truth.
 
-    python bench/discovery.py                          # every data set, default encoder (flock /tmp/cpu.lock ... on a shared machine)
+    python bench/discovery.py                          # every data set, default encoder
+    flock /tmp/cpu.lock python bench/discovery.py      # the same, on a shared machine
     python bench/discovery.py --sets own,mix-1k --encoders use-multilingual-v3,reason_classifier/default_model/encoder
 
 Data sets (labels are never shown to discovery; they only score it):
@@ -34,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -53,15 +54,21 @@ def load_sets(names: list[str], seed: int) -> dict[str, list[dict]]:
     from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
-    own = [{"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
-           for e in read_labelled([HELDOUT_PATH, TRAIN_PATH], taxonomy).examples]
-    heldout = [{"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
-               for e in read_labelled(HELDOUT_PATH, taxonomy).examples]
+    own = [
+        {"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
+        for e in read_labelled([HELDOUT_PATH, TRAIN_PATH], taxonomy).examples
+    ]
+    heldout = [
+        {"text": e.text, "category": e.category, "sub_reason": e.sub_reason or "", "lang": e.language or ""}
+        for e in read_labelled(HELDOUT_PATH, taxonomy).examples
+    ]
     absa = None
     if ABSA.is_file():
         with open(ABSA, encoding="utf-8", newline="") as file:
-            absa = [{"text": r["text"], "category": r["label"], "sub_reason": "", "lang": r.get("lang") or "en"}
-                    for r in csv.DictReader(file)]
+            absa = [
+                {"text": r["text"], "category": r["label"], "sub_reason": "", "lang": r.get("lang") or "en"}
+                for r in csv.DictReader(file)
+            ]
     else:
         print(f"skipping the absa set and the mixtures' absa part: {ABSA} is not here", file=sys.stderr)
     sets: dict[str, list[dict]] = {}
@@ -91,7 +98,7 @@ def mixture(pool: list[dict], size: int, seed: int) -> list[dict]:
 
 def purity(labels: list, truth: list) -> float:
     groups: dict = {}
-    for label, true in zip(labels, truth):
+    for label, true in zip(labels, truth, strict=True):
         groups.setdefault(label, Counter())[true] += 1
     return sum(c.most_common(1)[0][1] for c in groups.values()) / max(len(labels), 1)
 
@@ -99,13 +106,13 @@ def purity(labels: list, truth: list) -> float:
 def agreement(labels: list, rows: list[dict]) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
-    kept = [(label, row) for label, row in zip(labels, rows) if label >= 0]
+    kept = [(label, row) for label, row in zip(labels, rows, strict=True) if label >= 0]
     result = {}
     for field in ("category", "sub_reason"):
         pairs = [(label, row[field]) for label, row in kept if row[field]]
         if len(pairs) < 2:
             continue
-        predicted, truth = zip(*pairs)
+        predicted, truth = zip(*pairs, strict=True)
         result[f"ari_{field}"] = round(adjusted_rand_score(truth, predicted), 3)
         result[f"purity_{field}"] = round(purity(list(predicted), list(truth)), 3)
     return result
@@ -129,13 +136,21 @@ def worker(export: str, folder: str, encoder: str, k: int) -> None:
     labels[result.rows] = result.labels
     kmeans_labels = np.full(result.review.rows, -2, dtype=np.int64)
     kmeans_labels[result.rows] = kmeans
-    print(json.dumps({
-        "seconds": round(seconds, 2), "peak_rss_mib": round(peak_mib), "timings": result.timings,
-        "summary": result.review.summary, "labels": labels.tolist(), "kmeans_labels": kmeans_labels.tolist(),
-        "kmeans_seconds": round(kmeans_seconds, 2),
-        "proposals": {c.id: c.proposed.sub_reason if c.proposed else "" for c in result.review.clusters},
-        "nearest": {c.id: c.proposed.nearest_sub_reason if c.proposed else "" for c in result.review.clusters},
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "peak_rss_mib": round(peak_mib),
+                "timings": result.timings,
+                "summary": result.review.summary,
+                "labels": labels.tolist(),
+                "kmeans_labels": kmeans_labels.tolist(),
+                "kmeans_seconds": round(kmeans_seconds, 2),
+                "proposals": {c.id: c.proposed.sub_reason if c.proposed else "" for c in result.review.clusters},
+                "nearest": {c.id: c.proposed.nearest_sub_reason if c.proposed else "" for c in result.review.clusters},
+            }
+        )
+    )
 
 
 def run(name: str, rows: list[dict], encoder: str) -> dict:
@@ -147,29 +162,42 @@ def run(name: str, rows: list[dict], encoder: str) -> dict:
             writer.writerows({"text": r["text"]} for r in rows)
         k = len({r["category"] for r in rows})
         command = [sys.executable, __file__, "--worker", str(export), str(Path(scratch) / "out"), encoder, str(k)]
-        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY,
-                                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        completed = subprocess.run(
+            command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         if completed.returncode:
             raise SystemExit(f"worker failed on {name} with {encoder}")
         measured = json.loads(completed.stdout.strip().splitlines()[-1])
     labels, kmeans = measured.pop("labels"), measured.pop("kmeans_labels")
     summary = measured["summary"]
     result = {
-        "set": name, "encoder": encoder, "answers": len(rows), "seconds": measured["seconds"],
-        "peak_rss_mib": measured["peak_rss_mib"], "timings": measured["timings"], "clusters": summary["clusters"],
-        "sample_size": summary["sample_size"], "min_cluster_size": summary["min_cluster_size"],
-        "unassigned_share": summary["unassigned_share"], **agreement(labels, rows),
-        "kmeans": {"k": len({r['category'] for r in rows}), "seconds": measured["kmeans_seconds"], **agreement(kmeans, rows)},
+        "set": name,
+        "encoder": encoder,
+        "answers": len(rows),
+        "seconds": measured["seconds"],
+        "peak_rss_mib": measured["peak_rss_mib"],
+        "timings": measured["timings"],
+        "clusters": summary["clusters"],
+        "sample_size": summary["sample_size"],
+        "min_cluster_size": summary["min_cluster_size"],
+        "unassigned_share": summary["unassigned_share"],
+        **agreement(labels, rows),
+        "kmeans": {
+            "k": len({r["category"] for r in rows}),
+            "seconds": measured["kmeans_seconds"],
+            **agreement(kmeans, rows),
+        },
     }
     if all(r["sub_reason"] for r in rows):
         majority: dict = {}
-        for label, row in zip(labels, rows):
+        for label, row in zip(labels, rows, strict=True):
             if label >= 0:
                 majority.setdefault(label, Counter())[row["sub_reason"]] += 1
         nearest = {int(k): v for k, v in measured["nearest"].items()}
         proposed = {int(k): v for k, v in measured["proposals"].items()}
         result["proposal_nearest_correct"] = round(
-            sum(nearest[c] == counts.most_common(1)[0][0] for c, counts in majority.items()) / max(len(majority), 1), 3)
+            sum(nearest[c] == counts.most_common(1)[0][0] for c, counts in majority.items()) / max(len(majority), 1), 3
+        )
         result["proposed_new_share"] = round(sum(v == "new" for v in proposed.values()) / max(len(proposed), 1), 3)
     return result
 
@@ -201,23 +229,55 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"discovery vs KMeans(k = categories), seed {SEED}; load {load[0]:.2f} before, {load_after[0]:.2f} after")
-    for column in ("set", "encoder", "answers", "s", "peak MiB", "clusters", "unassigned", "ARI cat", "purity cat",
-                   "ARI sub", "purity sub", "KMeans ARI cat", "KMeans purity cat", "KMeans purity sub"):
+    table = Table(
+        title=f"discovery vs KMeans(k = categories), seed {SEED}; load {load[0]:.2f} before, {load_after[0]:.2f} after"
+    )
+    for column in (
+        "set",
+        "encoder",
+        "answers",
+        "s",
+        "peak MiB",
+        "clusters",
+        "unassigned",
+        "ARI cat",
+        "purity cat",
+        "ARI sub",
+        "purity sub",
+        "KMeans ARI cat",
+        "KMeans purity cat",
+        "KMeans purity sub",
+    ):
         table.add_column(column, justify="left" if column in ("set", "encoder") else "right")
     for r in results:
         km = r["kmeans"]
-        table.add_row(r["set"], Path(r["encoder"]).name if "/" in r["encoder"] else r["encoder"], f"{r['answers']:,}",
-                      f"{r['seconds']:.1f}", str(r["peak_rss_mib"]), str(r["clusters"]), f"{r['unassigned_share']:.1%}",
-                      f"{r.get('ari_category', 0):.3f}", f"{r.get('purity_category', 0):.3f}",
-                      f"{r['ari_sub_reason']:.3f}" if "ari_sub_reason" in r else "-",
-                      f"{r['purity_sub_reason']:.3f}" if "purity_sub_reason" in r else "-",
-                      f"{km.get('ari_category', 0):.3f}", f"{km.get('purity_category', 0):.3f}",
-                      f"{km['purity_sub_reason']:.3f}" if "purity_sub_reason" in km else "-")
+        table.add_row(
+            r["set"],
+            Path(r["encoder"]).name if "/" in r["encoder"] else r["encoder"],
+            f"{r['answers']:,}",
+            f"{r['seconds']:.1f}",
+            str(r["peak_rss_mib"]),
+            str(r["clusters"]),
+            f"{r['unassigned_share']:.1%}",
+            f"{r.get('ari_category', 0):.3f}",
+            f"{r.get('purity_category', 0):.3f}",
+            f"{r['ari_sub_reason']:.3f}" if "ari_sub_reason" in r else "-",
+            f"{r['purity_sub_reason']:.3f}" if "purity_sub_reason" in r else "-",
+            f"{km.get('ari_category', 0):.3f}",
+            f"{km.get('purity_category', 0):.3f}",
+            f"{km['purity_sub_reason']:.3f}" if "purity_sub_reason" in km else "-",
+        )
     Console(width=220).print(table)
     document = {
-        "bench": "discovery", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": SEED,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": load, "load_after": load_after},
+        "bench": "discovery",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": SEED,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_before": load,
+            "load_after": load_after,
+        },
         "results": results,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import json
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -26,18 +26,26 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import SEED, read_real_sets  # noqa: E402
-from bench.peers import minilm_finetune  # noqa: E402
-from reason_classifier.classifier import ReasonClassifier  # noqa: E402
-from reason_classifier.taxonomy import CATEGORIES, Taxonomy  # noqa: E402
-from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, LabelledSet, default_training_set, read_labelled  # noqa: E402
-from reason_classifier.training.evaluate import score  # noqa: E402
+from bench.accuracy import SEED, read_real_sets
+from bench.peers import minilm_finetune
+from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.taxonomy import CATEGORIES, Taxonomy
+from reason_classifier.training.corpus import (
+    HELDOUT_PATH,
+    TAXONOMY_PATH,
+    LabelledSet,
+    default_training_set,
+    read_labelled,
+)
+from reason_classifier.training.evaluate import score
 
 WEIGHTS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 
 
 def english(data: LabelledSet) -> LabelledSet:
-    return LabelledSet(tuple(e for e in data.examples if e.language == "en"), tuple(f"{s} (English answers)" for s in data.sources))
+    return LabelledSet(
+        tuple(e for e in data.examples if e.language == "en"), tuple(f"{s} (English answers)" for s in data.sources)
+    )
 
 
 def main() -> None:
@@ -55,9 +63,15 @@ def main() -> None:
     fit_seconds = time.perf_counter() - started
     default = ReasonClassifier.load()
 
-    results: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seed": SEED,
-                     "python": platform.python_version(), "train_rows": len(train),
-                     "expert": {**expert_config, "fit_seconds": round(fit_seconds, 1)}, "weights": list(WEIGHTS), "results": {}}
+    results: dict = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": SEED,
+        "python": platform.python_version(),
+        "train_rows": len(train),
+        "expert": {**expert_config, "fit_seconds": round(fit_seconds, 1)},
+        "weights": list(WEIGHTS),
+        "results": {},
+    }
     table = Table(title="Category macro-F1: (1 - w) * default + w * English MiniLM expert")
     table.add_column("data")
     table.add_column("rows", justify="right")
@@ -68,7 +82,9 @@ def main() -> None:
         default_probabilities, expert_probabilities = default.predict_proba(data.texts), expert_proba(data.texts)
         for weight in WEIGHTS:
             mixed = (1 - weight) * default_probabilities + weight * expert_probabilities
-            mixed_scores[f"{weight:g}"] = score(data.categories, [CATEGORIES[i] for i in mixed.argmax(axis=1)]).as_dict()
+            mixed_scores[f"{weight:g}"] = score(
+                data.categories, [CATEGORIES[i] for i in mixed.argmax(axis=1)]
+            ).as_dict()
         results["results"][data_name] = mixed_scores
         table.add_row(data_name, str(len(data)), *(f"{s['macro_f1']:.3f}" for s in mixed_scores.values()))
     Console(width=160).print(table)

@@ -60,8 +60,9 @@ def stored_customers(store: str, prefix: str) -> set[str]:
     engine = create_engine(database_url(store))
     try:
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT customer_id FROM classified_answers WHERE customer_id LIKE :p"),
-                                      {"p": prefix + "%"})
+            rows = connection.execute(
+                text("SELECT customer_id FROM classified_answers WHERE customer_id LIKE :p"), {"p": prefix + "%"}
+            )
             return {row[0] for row in rows}
     finally:
         engine.dispose()
@@ -95,7 +96,8 @@ def traffic(server: ServiceProcess, prefix: str, n: int, during=None) -> tuple[l
             if i >= n and fault_over.is_set():
                 return
             try:
-                status, _ = server.request("POST", "/v1/classify", {"text": "too expensive for us", "customer_id": f"{prefix}{i}"})
+                body = {"text": "too expensive for us", "customer_id": f"{prefix}{i}"}
+                status, _ = server.request("POST", "/v1/classify", body)
             except OSError:
                 if server.process.poll() is not None:
                     return
@@ -172,8 +174,12 @@ def case_postgres_restart(folder: Path, n: int, args: argparse.Namespace) -> dic
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     data, log = cluster / "data", cluster / "server.log"
-    subprocess.run([*user, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"],
-                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        [*user, str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+    )
     options = f"-p {port} -k {cluster} -c listen_addresses=127.0.0.1 -c fsync=off"
     start = [*user, str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "start", "-o", options]
     stop = [*user, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
@@ -181,6 +187,7 @@ def case_postgres_restart(folder: Path, n: int, args: argparse.Namespace) -> dic
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     try:
         with ServiceProcess(store=url, store_spool=folder / "spool", **FAST) as server:
+
             def outage() -> None:
                 subprocess.run(stop, check=True, capture_output=True, stdin=subprocess.DEVNULL)
                 time.sleep(args.outage)
@@ -229,8 +236,14 @@ def case_kill9_spool(folder: Path, n: int, _: argparse.Namespace) -> dict:
 
 def result(acknowledged: list[str], stored: set[str], sent: int, **extra: object) -> dict:
     lost = sorted(set(acknowledged) - stored)
-    return {"answered": sent, "acknowledged": len(acknowledged), "stored": len(stored & set(acknowledged)),
-            "lost": len(lost), "stored_not_acknowledged": len(stored - set(acknowledged)), **extra}
+    return {
+        "answered": sent,
+        "acknowledged": len(acknowledged),
+        "stored": len(stored & set(acknowledged)),
+        "lost": len(lost),
+        "stored_not_acknowledged": len(stored - set(acknowledged)),
+        **extra,
+    }
 
 
 def main() -> None:
@@ -252,9 +265,11 @@ def main() -> None:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         print(f"{name:18} {json.dumps(results[name])}", flush=True)
-    document = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                            "load_average": os.getloadavg()[0]},
-                "requests_per_case": args.requests, "results": results}
+    document = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()[0]},
+        "requests_per_case": args.requests,
+        "results": results,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 

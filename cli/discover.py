@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -17,28 +17,69 @@ from .common import console, fail, guess_text_column, output, progress_bar
 
 def discover(
     input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
-    output_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")],
-    text_column: Annotated[Optional[str], typer.Option("--text-column", "-c", help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).")] = None,
-    encoder: Annotated[Optional[str], typer.Option(help="default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, all-MiniLM-L6-v2, or a folder.")] = None,
-    min_cluster_size: Annotated[Optional[int], typer.Option(min=2, help="Smallest group called a cluster (default: automatic, about sqrt(answers)/2).")] = None,
-    max_sample: Annotated[int, typer.Option(min=10, help="Cluster at most this many answers; the rest are assigned to the clusters found.")] = 10_000,
+    output_dir: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")
+    ],
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            "--text-column",
+            "-c",
+            help=(
+                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+                "comment or text)."
+            ),
+        ),
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "default (the shipped model's fine-tuned multilingual encoder), use-multilingual-v3, "
+                "all-MiniLM-L6-v2, or a folder."
+            )
+        ),
+    ] = None,
+    min_cluster_size: Annotated[
+        int | None,
+        typer.Option(min=2, help="Smallest group called a cluster (default: automatic, about sqrt(answers)/2)."),
+    ] = None,
+    max_sample: Annotated[
+        int,
+        typer.Option(min=10, help="Cluster at most this many answers; the rest are assigned to the clusters found."),
+    ] = 10_000,
     seed: Annotated[int, typer.Option(help="Seed of the sample and of UMAP: same input and seed, same clusters.")] = 0,
-    new_below: Annotated[Optional[float], typer.Option(help="Propose `new` for clusters less similar than this (cosine) to every sub-reason.")] = None,
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy for the proposals (default: labels/taxonomy.yaml).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel.")] = None,
+    new_below: Annotated[
+        float | None,
+        typer.Option(help="Propose `new` for clusters less similar than this (cosine) to every sub-reason."),
+    ] = None,
+    taxonomy: Annotated[
+        Path | None, typer.Option(help="Taxonomy for the proposals (default: labels/taxonomy.yaml).")
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
+    ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input.")] = "utf-8-sig",
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
     from reason_classifier.survey_files import detect_format, open_reader
-    from reason_classifier.training.discover import DiscoveryOptions, discover as run_discovery
+    from reason_classifier.training.discover import DiscoveryOptions
+    from reason_classifier.training.discover import discover as run_discovery
 
     try:
+        given: dict[str, Any] = {
+            "encoder": encoder,
+            "new_below": new_below,
+            "taxonomy": str(taxonomy) if taxonomy else None,
+        }
         options = DiscoveryOptions(
-            **{k: v for k, v in {"encoder": encoder, "new_below": new_below,
-                                 "taxonomy": str(taxonomy) if taxonomy else None}.items() if v is not None},
-            min_cluster_size=min_cluster_size, max_sample=max_sample, seed=seed,
+            **{k: v for k, v in given.items() if v is not None},
+            min_cluster_size=min_cluster_size,
+            max_sample=max_sample,
+            seed=seed,
         )
         fmt = detect_format(input, format)
         if text_column is None:
@@ -47,8 +88,16 @@ def discover(
         with progress_bar(console) as progress:
             task = progress.add_task("reading", total=None)
             result = run_discovery(
-                input, text_column, output_dir, options, input_format=format, encoding=encoding, sheet=sheet,
-                on_progress=lambda stage, done, total: progress.update(task, description=stage, completed=done, total=total),
+                input,
+                text_column,
+                output_dir,
+                options,
+                input_format=format,
+                encoding=encoding,
+                sheet=sheet,
+                on_progress=lambda stage, done, total: progress.update(
+                    task, description=stage, completed=done, total=total
+                ),
             )
     except (ReasonClassifierError, ValueError) as error:
         raise fail(str(error)) from None
@@ -61,8 +110,14 @@ def discover(
         table.add_column(column, justify="right" if column in ("id", "answers", "share", "similarity") else "left")
     for cluster in review.clusters:
         proposed = cluster.proposed
-        table.add_row(str(cluster.id), escape(cluster.name), f"{cluster.size:,}", f"{cluster.share:.1%}",
-                      f"{proposed.category}/{proposed.sub_reason}" if proposed else "", f"{proposed.similarity:.2f}" if proposed else "")
+        table.add_row(
+            str(cluster.id),
+            escape(cluster.name),
+            f"{cluster.size:,}",
+            f"{cluster.share:.1%}",
+            f"{proposed.category}/{proposed.sub_reason}" if proposed else "",
+            f"{proposed.similarity:.2f}" if proposed else "",
+        )
     output.print(table)
     assigned = summary["noise_assigned"] + summary["out_of_sample_assigned"]
     output.print(
@@ -73,14 +128,23 @@ def discover(
     )
     for name, path in result.files.items():
         output.print(f"{name}: {path}", highlight=False)
-    output.print(f"next: edit {result.files['review']}, then: reason-classifier label {output_dir} -o labelled.csv",
-                 highlight=False)
+    output.print(
+        f"next: edit {result.files['review']}, then: reason-classifier label {output_dir} -o labelled.csv",
+        highlight=False,
+    )
 
 
 def label(
     folder: Annotated[Path, typer.Argument(help="A discovery folder whose clusters.yaml has been reviewed.")],
-    output_path: Annotated[Path, typer.Option("-o", "--output", help="Labelled answers to write (CSV: text, category, sub_reason, lang, source, ...).")],
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy to check the review against (default: the one discovery used).")] = None,
+    output_path: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="Labelled answers to write (CSV: text, category, sub_reason, lang, source, ...)."
+        ),
+    ],
+    taxonomy: Annotated[
+        Path | None, typer.Option(help="Taxonomy to check the review against (default: the one discovery used).")
+    ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Apply a reviewed clusters.yaml: every answer of a mapped cluster gets its category and sub-reason."""
@@ -97,16 +161,30 @@ def label(
     for column in ("cluster", "merged", "name", "category", "sub_reason", "answers"):
         table.add_column(column, justify="right" if column in ("cluster", "answers") else "left")
     for group in summary.groups:
-        table.add_row(str(group["cluster"]), ", ".join(map(str, group["merged"])), escape(group["name"]), group["category"],
-                      escape(group["sub_reason"]), f"{group['answers']:,}")
+        table.add_row(
+            str(group["cluster"]),
+            ", ".join(map(str, group["merged"])),
+            escape(group["name"]),
+            group["category"],
+            escape(group["sub_reason"]),
+            f"{group['answers']:,}",
+        )
     output.print(table)
-    output.print(f"left out: {summary.dropped:,} in dropped clusters, {summary.unassigned:,} unassigned, "
-                 f"{summary.invalid:,} invalid rows.", highlight=False)
+    output.print(
+        f"left out: {summary.dropped:,} in dropped clusters, {summary.unassigned:,} unassigned, "
+        f"{summary.invalid:,} invalid rows.",
+        highlight=False,
+    )
     if summary.new_sub_reasons:
-        output.print("\nNew sub-reasons proposed in the review (their answers have the category and an empty sub_reason;\n"
-                     "add them to labels/taxonomy.yaml under the category's sub_reasons, then run label again):",
-                     highlight=False)
+        output.print(
+            "\nNew sub-reasons proposed in the review (their answers have the category and an empty sub_reason;\n"
+            "add them to labels/taxonomy.yaml under the category's sub_reasons, then run label again):",
+            highlight=False,
+        )
+        assert summary.taxonomy is not None  # label() always sets it
         for new in summary.new_sub_reasons:
-            output.print(f"\n# {new.category}: {new.answers:,} answers from cluster(s) {', '.join(map(str, new.clusters))}",
-                         highlight=False)
+            output.print(
+                f"\n# {new.category}: {new.answers:,} answers from cluster(s) {', '.join(map(str, new.clusters))}",
+                highlight=False,
+            )
             output.print(escape(new.taxonomy_snippet(summary.taxonomy)), highlight=False, soft_wrap=True)

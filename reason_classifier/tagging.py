@@ -121,7 +121,9 @@ def tag_file(
     """
     started = time.perf_counter()
     source_format = detect_format(input_path, input_format)
-    target_format = detect_format(output_path, output_format) if output_format or Path(output_path).suffix else source_format
+    target_format = (
+        detect_format(output_path, output_format) if output_format or Path(output_path).suffix else source_format
+    )
     if Path(input_path).resolve() == Path(output_path).resolve():
         raise InputError(f"{output_path}: the output would overwrite the input; choose another output path")
     reader = open_reader(input_path, source_format, chunk_rows, encoding, sheet)
@@ -134,7 +136,8 @@ def tag_file(
             if text_column not in chunk.table.columns:
                 if len(chunk.table):
                     raise InputError(
-                        f"{input_path}: no field {text_column!r} in rows {chunk.first_row}-{chunk.first_row + len(chunk.table) - 1}; "
+                        f"{input_path}: no field {text_column!r} in rows "
+                        f"{chunk.first_row}-{chunk.first_row + len(chunk.table) - 1}; "
                         f"the fields are: {', '.join(map(repr, chunk.table.columns))}"
                     )
                 chunk.table[text_column] = pd.Series(dtype=object)
@@ -152,5 +155,9 @@ def tag_file(
 def _mark_unclassified(tagged: pd.DataFrame, position: int, problem: str) -> None:
     row = tagged.index[position]
     tagged.loc[row, ["category", "sub_reason", "confidence", "language", "error"]] = [
-        ABSTAIN_CATEGORY, None, None, None, problem,
+        ABSTAIN_CATEGORY,
+        None,
+        None,
+        None,
+        problem,
     ]

@@ -184,6 +184,7 @@ def _parse_with_lines(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
             for index, item in enumerate(node.value):
                 walk(item, (*path, index))
 
+    assert node is not None  # the document is a mapping, so it has a node
     walk(node, ())
     return data, lines
 

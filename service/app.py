@@ -50,8 +50,12 @@ class ServiceState:
         self.classifier = classifier
         self.offer_book: OfferBook | None = None
         self.store: AnswerStore | None = None
-        self.predictor = Predictor(self._predict, max_batch=settings.max_predict_batch,
-                                   on_batch=self.metrics.predict_seconds.observe, threads=settings.predict_threads)
+        self.predictor = Predictor(
+            self._predict,
+            max_batch=settings.max_predict_batch,
+            on_batch=self.metrics.predict_seconds.observe,
+            threads=settings.predict_threads,
+        )
         self.ready = False
         self.load_error: str | None = None
         self.store_problem: str | None = None
@@ -73,8 +77,12 @@ class ServiceState:
             try:
                 if self.store is None:
                     self.store = await asyncio.to_thread(
-                        AnswerStore, settings.store, settings.store_spool or None,
-                        retry_max_seconds=settings.store_retry_max_seconds, on_rejected=self.metrics.store_rejected.inc)
+                        AnswerStore,
+                        settings.store,
+                        settings.store_spool or None,
+                        retry_max_seconds=settings.store_retry_max_seconds,
+                        on_rejected=self.metrics.store_rejected.inc,
+                    )
                     self.metrics.track_store(self.store)
                 await asyncio.to_thread(self.store.check)
             except (StoreUnavailable, OSError) as error:
@@ -85,8 +93,12 @@ class ServiceState:
                 delay = min(delay * 2, settings.store_retry_max_seconds)
                 continue
             self.store_problem = None
-            log.info("storing classified answers in %s (%s), through the spool %s", self.store.description,
-                     self.store.dialect, self.store.spool.folder)
+            log.info(
+                "storing classified answers in %s (%s), through the spool %s",
+                self.store.description,
+                self.store.dialect,
+                self.store.spool.folder,
+            )
             return
 
     def _predict(self, texts: list[str]):  # runs in the predictor's thread
@@ -121,8 +133,11 @@ class ServiceState:
                 library = self.library
                 log.info("loading model %s", library.model or "(shipped default)")
                 self.classifier = await asyncio.to_thread(
-                    ReasonClassifier.load, library.model, threads=library.threads,
-                    max_chars=library.max_chars, detect_language=library.detect_language,
+                    ReasonClassifier.load,
+                    library.model,
+                    threads=library.threads,
+                    max_chars=library.max_chars,
+                    detect_language=library.detect_language,
                 )
             self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
             await self.predictor.predict(list(WARM_UP_ANSWERS), timeout=120)
@@ -165,8 +180,11 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
     app.include_router(build_router(state))
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["content-type", settings.api_key_header, "x-request-id"], expose_headers=["x-request-id"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", settings.api_key_header, "x-request-id"],
+            expose_headers=["x-request-id"],
         )
     app.add_middleware(RequestContext, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
     return app

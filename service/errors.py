@@ -16,8 +16,13 @@ log = logging.getLogger("service")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 _HTTP_CODES = {
-    400: "invalid_json", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 406: "not_acceptable",
-    413: "body_too_large", 415: "unsupported_media_type",
+    400: "invalid_json",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "body_too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -25,7 +30,12 @@ class ApiError(Exception):
     """An error with its HTTP status, a stable code, a message for a person, and the field and limit involved."""
 
     def __init__(
-        self, status: int, code: str, message: str, field: str | None = None, limit: int | float | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        limit: int | float | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -34,11 +44,17 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str, field: str | None = None, limit: int | float | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "field": field, "limit": limit, "request_id": request_id_var.get()}}
+    return {
+        "error": {"code": code, "message": message, "field": field, "limit": limit, "request_id": request_id_var.get()}
+    }
 
 
 def error_response(
-    status: int, code: str, message: str, field: str | None = None, limit: int | float | None = None,
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    limit: int | float | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message, field, limit), status_code=status, headers=headers)
@@ -59,15 +75,19 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     """Pydantic's first problem, named by its dotted field (`items.3.text`) and its limit when there is one."""
     assert isinstance(error, RequestValidationError)
     problems = error.errors()
-    first = problems[0] if problems else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
+    first: dict[str, Any] = problems[0] if problems else {"loc": ("body",), "msg": "invalid request", "type": "invalid"}
     location = [str(part) for part in first.get("loc", ())]
     if first.get("type") == "json_invalid":
         detail = (first.get("ctx") or {}).get("error", "")
-        return error_response(400, "invalid_json", f"the body is not valid JSON{': ' + detail if detail else ''}", "body")
+        return error_response(
+            400, "invalid_json", f"the body is not valid JSON{': ' + detail if detail else ''}", "body"
+        )
     if location[:1] == ["body"]:
         location = location[1:]
     field = ".".join(location) or "body"
-    limits = {k: v for k, v in (first.get("ctx") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    limits = {
+        k: v for k, v in (first.get("ctx") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     limit = next(iter(limits.values()), None)
     message = f"{field}: {first.get('msg', 'invalid value')}"
     if len(problems) > 1:

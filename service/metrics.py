@@ -23,44 +23,65 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "reason_classifier_http_requests", "HTTP requests by route, method and status code.",
-            ["route", "method", "status"], registry=self.registry,
+            "reason_classifier_http_requests",
+            "HTTP requests by route, method and status code.",
+            ["route", "method", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "reason_classifier_http_request_duration_seconds", "Time from request to response, by route.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "reason_classifier_http_request_duration_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.predictions = Counter(
-            "reason_classifier_predictions", "Classified answers by category.", ["category"], registry=self.registry,
+            "reason_classifier_predictions",
+            "Classified answers by category.",
+            ["category"],
+            registry=self.registry,
         )
         self.predict_seconds = Histogram(
-            "reason_classifier_predict_duration_seconds", "Time of one call to the model (a batch of answers).",
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "reason_classifier_predict_duration_seconds",
+            "Time of one call to the model (a batch of answers).",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.model_errors = Counter(
-            "reason_classifier_model_errors", "Requests answered 503 because the model failed or timed out.",
-            ["reason"], registry=self.registry,
+            "reason_classifier_model_errors",
+            "Requests answered 503 because the model failed or timed out.",
+            ["reason"],
+            registry=self.registry,
         )
         self.store_rejected = Counter(
-            "reason_classifier_store_rejected_rows", "Classified answers the database refused on their own (kept in "
-            "the spool's rejected.jsonl).", registry=self.registry,
+            "reason_classifier_store_rejected_rows",
+            "Classified answers the database refused on their own (kept in the spool's rejected.jsonl).",
+            registry=self.registry,
         )
         self.store_refused = Counter(
-            "reason_classifier_store_refused_requests", "Requests answered 503 because their answers could not be "
-            "stored (spool unwritable, or the database away with store_when_down=refuse).", registry=self.registry,
+            "reason_classifier_store_refused_requests",
+            "Requests answered 503 because their answers could not be "
+            "stored (spool unwritable, or the database away with store_when_down=refuse).",
+            registry=self.registry,
         )
         self.store_up = Gauge(
-            "reason_classifier_store_up", "1 while the last write to the database succeeded, 0 while it is retried.",
+            "reason_classifier_store_up",
+            "1 while the last write to the database succeeded, 0 while it is retried.",
             registry=self.registry,
         )
         self.store_pending = Gauge(
-            "reason_classifier_store_pending_rows", "Acknowledged answers in the spool, not yet in the database.",
+            "reason_classifier_store_pending_rows",
+            "Acknowledged answers in the spool, not yet in the database.",
             registry=self.registry,
         )
         self.store_written = Gauge(
-            "reason_classifier_store_written_rows", "Answers this process wrote to the database.", registry=self.registry,
+            "reason_classifier_store_written_rows",
+            "Answers this process wrote to the database.",
+            registry=self.registry,
         )
-        self.ready = Gauge("reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry)
+        self.ready = Gauge(
+            "reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry
+        )
 
     def track_store(self, store: AnswerStore) -> None:
         self.store_up.set_function(lambda: 0.0 if store.up is False else 1.0)

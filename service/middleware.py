@@ -24,7 +24,18 @@ log = logging.getLogger("service.access")
 _INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 KNOWN_ROUTES = frozenset(
-    {"/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/v1/trends", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/redoc"}
+    {
+        "/v1/classify",
+        "/v1/classify/batch",
+        "/v1/taxonomy",
+        "/v1/trends",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/redoc",
+    }
 )
 
 
@@ -58,17 +69,25 @@ class RequestContext:
             if scope["method"] in _BODY_METHODS:
                 body = await self._read_body(scope, receive)
                 if body is None:
-                    await _send_json(send_with_id, 413, error_body(
-                        "body_too_large", f"the request body is over the limit of {self.max_body_bytes} bytes",
-                        "body", self.max_body_bytes,
-                    ))
+                    await _send_json(
+                        send_with_id,
+                        413,
+                        error_body(
+                            "body_too_large",
+                            f"the request body is over the limit of {self.max_body_bytes} bytes",
+                            "body",
+                            self.max_body_bytes,
+                        ),
+                    )
                     return
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("request %s failed", request_id)
             if not response_started:
-                await _send_json(send_with_id, 500, error_body("internal_error", "unexpected error; the log has the details"))
+                await _send_json(
+                    send_with_id, 500, error_body("internal_error", "unexpected error; the log has the details")
+                )
         finally:
             path = scope.get("path", "")
             route = path if path in KNOWN_ROUTES else "unmatched"
@@ -122,8 +141,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     payload = json.dumps(body).encode()
-    await send({
-        "type": "http.response.start", "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -26,23 +26,50 @@ class ClassifyRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"text": "Too expensive for a team of three", "customer_id": "c-1042", "plan": "pro", "mrr": 79.0}]},
+        json_schema_extra={
+            "examples": [
+                {"text": "Too expensive for a team of three", "customer_id": "c-1042", "plan": "pro", "mrr": 79.0}
+            ]
+        },
     )
 
-    text: str = Field(description="The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default).")
-    customer_id: Encodable | None = Field(default=None, max_length=200, description="Carried into the alert and the stored row.")
-    plan: Encodable | None = Field(default=None, max_length=100, description="The customer's plan; offers may depend on it.")
-    mrr: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False, description="Monthly recurring revenue of the account; offers may depend on it.")
-    language: LanguageTag | None = Field(default=None, description="The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected.")
+    text: str = Field(
+        description=(
+            "The customer's answer. Not empty or only whitespace; at most `max_chars` characters (5,000 by default)."
+        )
+    )
+    customer_id: Encodable | None = Field(
+        default=None, max_length=200, description="Carried into the alert and the stored row."
+    )
+    plan: Encodable | None = Field(
+        default=None, max_length=100, description="The customer's plan; offers may depend on it."
+    )
+    mrr: float | None = Field(
+        default=None,
+        ge=0,
+        le=1e12,
+        allow_inf_nan=False,
+        description="Monthly recurring revenue of the account; offers may depend on it.",
+    )
+    language: LanguageTag | None = Field(
+        default=None,
+        description=(
+            "The answer's language if the caller knows it (BCP-47, e.g. 'pl', 'zh-Hant'); otherwise it is detected."
+        ),
+    )
     metadata: Annotated[dict[str, Any] | None, AfterValidator(clean)] = Field(
-        default=None, description="Anything else to store with the answer (not used to classify); "
-        "a lone surrogate in it is stored as U+FFFD.")
+        default=None,
+        description="Anything else to store with the answer (not used to classify); "
+        "a lone surrogate in it is stored as U+FFFD.",
+    )
 
 
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[ClassifyRequest] = Field(min_length=1, description="At most `max_batch_items` answers (100 by default).")
+    items: list[ClassifyRequest] = Field(
+        min_length=1, description="At most `max_batch_items` answers (100 by default)."
+    )
 
 
 class OfferOut(BaseModel):
@@ -70,7 +97,9 @@ class Actionability(BaseModel):
 class ClassifyResponse(BaseModel):
     category: str = Field(description="product, pricing, support, market, or other when the model is unsure.")
     sub_reason: str | None
-    confidence: float | None = Field(description="Probability that `category` is right (when abstained: that the best guess would be wrong).")
+    confidence: float | None = Field(
+        description="Probability that `category` is right (when abstained: that the best guess would be wrong)."
+    )
     sub_reason_confidence: float | None
     scores: dict[str, float] = Field(description="Probability of each category, summing to 1.")
     abstained: bool
@@ -109,10 +138,14 @@ class TaxonomyResponse(BaseModel):
 class StoreStatus(BaseModel):
     """The answer store's health: rows acknowledged but not yet in the database wait in the spool."""
 
-    status: str = Field(description="ok; retrying while the database cannot be written; starting before the first write.")
+    status: str = Field(
+        description="ok; retrying while the database cannot be written; starting before the first write."
+    )
     pending_rows: int = Field(description="Acknowledged answers in the spool, not yet in the database.")
     written_rows: int
-    rejected_rows: int = Field(description="Answers the database refused on their own, kept in the spool's rejected.jsonl.")
+    rejected_rows: int = Field(
+        description="Answers the database refused on their own, kept in the spool's rejected.jsonl."
+    )
     spool: str
     detail: str | None = None
 

@@ -25,7 +25,7 @@ class OffersError(ReasonClassifierError):
     """The offers file is invalid; the message names the file and the dotted key."""
 
 
-class OfferKind(str, Enum):
+class OfferKind(str, Enum):  # noqa: UP042 - StrEnum changes str() and f-strings of members (behaviour kept)
     discount = "discount"
     downgrade = "downgrade"
     pause = "pause"
@@ -90,7 +90,7 @@ class Rule(BaseModel):
             return False
         if self.min_mrr is not None and (mrr is None or mrr < self.min_mrr):
             return False
-        if self.max_mrr is not None and (mrr is None or mrr >= self.max_mrr):
+        if self.max_mrr is not None and (mrr is None or mrr >= self.max_mrr):  # noqa: SIM103 - one guard per condition
             return False
         return True
 

@@ -13,6 +13,7 @@ answer is classified again on its own, and only the requests whose answer fails 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,7 +59,7 @@ class Predictor:
         self._workers: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """Start `threads` batching loops, each with its own model call at a time; call from inside the running event loop."""
+        """Start `threads` batching loops, each with one model call at a time; call inside the running event loop."""
         self._queue = asyncio.Queue()
         loop = asyncio.get_running_loop()
         self._workers = [loop.create_task(self._run(), name=f"predictor-{i}") for i in range(self._threads)]
@@ -67,10 +68,8 @@ class Predictor:
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await worker
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, texts: Sequence[str], timeout: float) -> list[Prediction]:

@@ -17,7 +17,13 @@ from reason_classifier.classifier import Prediction
 from .body import OffLoopJsonRoute, item_count
 from .errors import ApiError, request_id_var
 from .models import (
-    BatchRequest, BatchResponse, ClassifyRequest, ClassifyResponse, ErrorResponse, Status, TaxonomyResponse,
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorResponse,
+    Status,
+    TaxonomyResponse,
 )
 from .predictor import ItemFailed, PredictTimeout
 from .responses import json_response
@@ -44,7 +50,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def build_router(state: ServiceState) -> APIRouter:
     settings = state.settings
-    api_key = APIKeyHeader(name=settings.api_key_header, auto_error=False, description="One of the configured API keys.")
+    api_key = APIKeyHeader(
+        name=settings.api_key_header, auto_error=False, description="One of the configured API keys."
+    )
     accepted = [key.encode() for key in settings.api_keys]
 
     async def require_key(given: str | None = Depends(api_key)) -> None:  # async: a sync dependency costs a thread hop
@@ -55,13 +63,22 @@ def build_router(state: ServiceState) -> APIRouter:
         for key in accepted:  # every key is compared, so timing says nothing about which one nearly matched
             matched |= hmac.compare_digest(candidate, key)
         if not matched:
-            raise ApiError(401, "unauthorized", f"a valid API key is required in the {settings.api_key_header} header",
-                           settings.api_key_header)
+            raise ApiError(
+                401,
+                "unauthorized",
+                f"a valid API key is required in the {settings.api_key_header} header",
+                settings.api_key_header,
+            )
 
     async def require_ready() -> None:
         if not state.ready:
-            raise ApiError(503, "not_ready", "the model is not loaded yet" if state.load_error is None
-                           else "the service could not load its model; see /readyz")
+            raise ApiError(
+                503,
+                "not_ready",
+                "the model is not loaded yet"
+                if state.load_error is None
+                else "the service could not load its model; see /readyz",
+            )
         if not state.accepting_answers:
             state.metrics.store_refused.inc()
             raise ApiError(503, "store_unavailable", "answers cannot be stored now (the database is away); retry later")
@@ -70,8 +87,13 @@ def build_router(state: ServiceState) -> APIRouter:
         """Before pydantic validates the items: 60,000 of them cost the event loop far more than counting."""
         count = await item_count(request, "items")
         if count is not None and count > settings.max_batch_items:
-            raise ApiError(422, "batch_too_large", f"{count} items is over the limit of {settings.max_batch_items} per request",
-                           "items", settings.max_batch_items)
+            raise ApiError(
+                422,
+                "batch_too_large",
+                f"{count} items is over the limit of {settings.max_batch_items} per request",
+                "items",
+                settings.max_batch_items,
+            )
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=_ERRORS, route_class=OffLoopJsonRoute)
     router = APIRouter()
@@ -83,14 +105,21 @@ def build_router(state: ServiceState) -> APIRouter:
         [prediction] = await _predict(state, [request])
         return json_response(_respond(state, request, prediction, 0))
 
-    @v1.post("/classify/batch", response_model=BatchResponse, dependencies=[Depends(require_ready), Depends(require_batch_size)],
-             tags=["classify"])
+    @v1.post(
+        "/classify/batch",
+        response_model=BatchResponse,
+        dependencies=[Depends(require_ready), Depends(require_batch_size)],
+        tags=["classify"],
+    )
     async def classify_batch(batch: BatchRequest) -> Any:
         """Classify up to `max_batch_items` answers; the answers come back in the order sent."""
         for i, item in enumerate(batch.items):
             _check_text(item.text, f"items.{i}.text", state.max_chars)
         predictions = await _predict(state, batch.items)
-        items = [_respond(state, item, p, i, store=False) for i, (item, p) in enumerate(zip(batch.items, predictions))]
+        items = [
+            _respond(state, item, p, i, store=False)
+            for i, (item, p) in enumerate(zip(batch.items, predictions, strict=True))
+        ]
         _store(state, batch.items, items)
         return json_response({"items": items, "model_version": state.model_version, "request_id": request_id_var.get()})
 
@@ -98,7 +127,9 @@ def build_router(state: ServiceState) -> APIRouter:
     async def taxonomy() -> Any:
         """The categories and sub-reasons the model predicts, with owner team and actionability."""
         assert state.classifier is not None
-        data = state.classifier.taxonomy.model_dump(exclude={"categories": {"__all__": {"sub_reasons": {"__all__": {"examples"}}}}})
+        data = state.classifier.taxonomy.model_dump(
+            exclude={"categories": {"__all__": {"sub_reasons": {"__all__": {"examples"}}}}}
+        )
         return {**data, "model_version": state.model_version}
 
     @router.get("/healthz", response_model=Status, tags=["operations"], responses={503: {"model": Status}})
@@ -116,16 +147,29 @@ def build_router(state: ServiceState) -> APIRouter:
         if state.load_error is not None:
             return JSONResponse({"status": "failed", "detail": state.load_error}, status_code=503)
         if state.store_problem is not None:
-            return JSONResponse({"status": "store_unavailable", "detail": state.store_problem, "store": store}, status_code=503)
+            return JSONResponse(
+                {"status": "store_unavailable", "detail": state.store_problem, "store": store}, status_code=503
+            )
         if not state.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
         if not state.accepting_answers:
-            return JSONResponse({"status": "store_unavailable", "detail": state.store.problem if state.store else None,
-                                 "model_version": state.model_version, "store": store}, status_code=503)
+            return JSONResponse(
+                {
+                    "status": "store_unavailable",
+                    "detail": state.store.problem if state.store else None,
+                    "model_version": state.model_version,
+                    "store": store,
+                },
+                status_code=503,
+            )
         return {"status": "ready", "model_version": state.model_version, "store": store}
 
-    @router.get("/metrics", tags=["operations"], response_class=Response,
-                responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}})
+    @router.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    )
     async def metrics() -> Response:
         """Prometheus metrics: requests, latency, predictions per category, model errors, lost store rows."""
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
@@ -137,8 +181,12 @@ def build_router(state: ServiceState) -> APIRouter:
 
 def _check_text(text: str, field: str, max_chars: int) -> None:
     if not text.isascii() and (position := unencodable_at(text)) is not None:
-        raise ApiError(422, "invalid_text", f"{field}: not valid Unicode (a lone surrogate at character {position}); "
-                       "send the answer as UTF-8 text", field)
+        raise ApiError(
+            422,
+            "invalid_text",
+            f"{field}: not valid Unicode (a lone surrogate at character {position}); send the answer as UTF-8 text",
+            field,
+        )
     problem = check_answer(text, max_chars)
     if problem is None:
         return
@@ -153,7 +201,9 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
         for item in items:
             log.debug("request %s text %r", request_id, item.text)
     try:
-        predictions = await state.predictor.predict([item.text for item in items], state.settings.predict_timeout_seconds)
+        predictions = await state.predictor.predict(
+            [item.text for item in items], state.settings.predict_timeout_seconds
+        )
     except PredictTimeout as error:
         state.metrics.model_errors.labels("timeout").inc()
         log.error("request %s: %s (%d answer(s))", request_id, error, len(items))
@@ -161,8 +211,14 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
     except ItemFailed as failed:
         state.metrics.model_errors.labels("error").inc()
         field = "text" if len(items) == 1 else f"items.{failed.index}.text"
-        log.error("request %s: the model failed on %s: %s: %s", request_id, field, type(failed.error).__name__,
-                  failed.error, exc_info=failed.error)
+        log.error(
+            "request %s: the model failed on %s: %s: %s",
+            request_id,
+            field,
+            type(failed.error).__name__,
+            failed.error,
+            exc_info=failed.error,
+        )
         raise ApiError(503, "model_error", f"the model could not classify {field}; go on without it", field) from None
     except Exception as error:
         state.metrics.model_errors.labels("error").inc()
@@ -175,9 +231,13 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
     return predictions
 
 
-def _respond(state: ServiceState, request: ClassifyRequest, prediction: Prediction, item: int, store: bool = True) -> dict[str, Any]:
+def _respond(
+    state: ServiceState, request: ClassifyRequest, prediction: Prediction, item: int, store: bool = True
+) -> dict[str, Any]:
     assert state.classifier is not None and state.offer_book is not None
-    decision = state.offer_book.decide(prediction.category, prediction.sub_reason, prediction.abstained, request.plan, request.mrr)
+    decision = state.offer_book.decide(
+        prediction.category, prediction.sub_reason, prediction.abstained, request.plan, request.mrr
+    )
     state.metrics.predictions.labels(prediction.category).inc()
     actionability = None
     if prediction.sub_reason is not None:
@@ -185,8 +245,14 @@ def _respond(state: ServiceState, request: ClassifyRequest, prediction: Predicti
         actionability = {"voluntary": sub_reason.voluntary, "influenceable": sub_reason.influenceable}
     alert = None
     if decision.alert_team is not None:
-        alert = {"team": decision.alert_team, "category": prediction.category, "sub_reason": prediction.sub_reason,
-                 "customer_id": request.customer_id, "plan": request.plan, "mrr": request.mrr}
+        alert = {
+            "team": decision.alert_team,
+            "category": prediction.category,
+            "sub_reason": prediction.sub_reason,
+            "customer_id": request.customer_id,
+            "plan": request.plan,
+            "mrr": request.mrr,
+        }
     response = {
         "category": prediction.category,
         "sub_reason": prediction.sub_reason,
@@ -222,14 +288,25 @@ def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list
 def _rows(created: Any, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
-            "created_at": created, "request_id": response["request_id"], "item": i, "text": request.text,
-            "customer_id": request.customer_id, "plan": request.plan, "mrr": request.mrr,
-            "language_given": request.language, "metadata": request.metadata,
-            "category": response["category"], "sub_reason": response["sub_reason"],
-            "confidence": response["confidence"], "sub_reason_confidence": response["sub_reason_confidence"],
-            "scores": response["scores"], "abstained": response["abstained"], "language": response["language"],
-            "offer_id": response["offer"]["id"], "alert_team": response["alert"]["team"] if response["alert"] else None,
+            "created_at": created,
+            "request_id": response["request_id"],
+            "item": i,
+            "text": request.text,
+            "customer_id": request.customer_id,
+            "plan": request.plan,
+            "mrr": request.mrr,
+            "language_given": request.language,
+            "metadata": request.metadata,
+            "category": response["category"],
+            "sub_reason": response["sub_reason"],
+            "confidence": response["confidence"],
+            "sub_reason_confidence": response["sub_reason_confidence"],
+            "scores": response["scores"],
+            "abstained": response["abstained"],
+            "language": response["language"],
+            "offer_id": response["offer"]["id"],
+            "alert_team": response["alert"]["team"] if response["alert"] else None,
             "model_version": response["model_version"],
         }
-        for i, (request, response) in enumerate(zip(requests, responses))
+        for i, (request, response) in enumerate(zip(requests, responses, strict=True))
     ]

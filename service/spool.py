@@ -91,7 +91,8 @@ class Spool:
             self.left_over = [s for p in sorted(self.folder.glob("*-*.jsonl")) if (s := _take(p)) is not None]
             self.current = self._new_segment()
         except OSError as error:
-            raise SpoolError(error.errno, f"cannot write the spool folder {self.folder}: {error.strerror or error}") from None
+            reason = error.strerror or error
+            raise SpoolError(error.errno, f"cannot write the spool folder {self.folder}: {reason}") from None
         self._lock = threading.Lock()
         self.left_over_rows = sum(_count_lines(s) for s in self.left_over)
         self.appended_rows = 0
@@ -113,7 +114,8 @@ class Spool:
                     written += os.write(segment.fd, data[written:])
             except OSError as error:
                 os.ftruncate(segment.fd, segment.size)  # no torn line for the reader
-                raise SpoolError(error.errno, f"cannot append to the spool {segment.path}: {error.strerror or error}") from None
+                reason = error.strerror or error
+                raise SpoolError(error.errno, f"cannot append to the spool {segment.path}: {reason}") from None
             segment.size += len(data)
             self.appended_rows += len(rows)
 
@@ -132,7 +134,7 @@ class Spool:
             segment.remove()
 
     def close(self) -> None:
-        """Release the segments; the current one is deleted if all its rows are written, else kept for the next start."""
+        """Release the segments; each is deleted if all its rows are written, else kept for the next start."""
         with self._lock:
             for segment in [*self.left_over, self.current]:
                 if segment.consumed >= segment.size:

@@ -20,12 +20,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text, create_engine, event, func, select,
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
@@ -69,7 +82,7 @@ _RETRY_FIRST_SECONDS = 0.05
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class StoreUnavailable(Exception):
@@ -80,7 +93,7 @@ class StoreUnavailable(Exception):
 @dataclass
 class StoreHealth:
     status: str
-    """`ok`; `retrying` while the database cannot be written (rows wait in the spool); `starting` before the first write."""
+    """`ok`; `retrying` while the database cannot be written (rows wait in the spool); `starting` before a write."""
     pending_rows: int
     written_rows: int
     rejected_rows: int
@@ -107,15 +120,23 @@ class AnswerStore:
     between tries) while the database cannot be written, and replays what earlier processes left.
     """
 
-    def __init__(self, store: str, spool: str | Path | None = None, *, retry_max_seconds: float = 5.0,
-                 on_rejected: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: str,
+        spool: str | Path | None = None,
+        *,
+        retry_max_seconds: float = 5.0,
+        on_rejected: Callable[[int], None] | None = None,
+    ) -> None:
         url = database_url(store)
         self.description = _hide_password(store)
         sqlite = url.startswith("sqlite")
         # hide_parameters: a failed insert must not put the answer text into the log.
         # SQLite without a pool: each batch opens the file anew, so a file that became unwritable (or
         # writable again) is seen at once instead of through a connection opened before.
-        self.engine: Engine = create_engine(url, hide_parameters=True, **({"poolclass": NullPool} if sqlite else {"pool_pre_ping": True}))
+        self.engine: Engine = create_engine(
+            url, hide_parameters=True, **({"poolclass": NullPool} if sqlite else {"pool_pre_ping": True})
+        )
         if sqlite:
             self.path = Path(self.engine.url.database or "")
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,8 +168,14 @@ class AnswerStore:
 
     def health(self) -> StoreHealth:
         status = "starting" if self.up is None else "ok" if self.up else "retrying"
-        return StoreHealth(status, self.pending_rows, self.written_rows, self.rejected_rows, str(self.spool.folder),
-                           self.problem if self.up is False else None)
+        return StoreHealth(
+            status,
+            self.pending_rows,
+            self.written_rows,
+            self.rejected_rows,
+            str(self.spool.folder),
+            self.problem if self.up is False else None,
+        )
 
     def check(self) -> None:
         """Raise `StoreUnavailable` naming the database unless a row can be written now (inserted, then rolled back)."""
@@ -196,8 +223,12 @@ class AnswerStore:
         self._writer.join(timeout + 1.0)
         left = self.pending_rows
         if left:
-            log.warning("%d classified answer(s) are not in the database yet; they stay in the spool %s and are "
-                        "written at the next start", left, self.spool.folder)
+            log.warning(
+                "%d classified answer(s) are not in the database yet; they stay in the spool %s and are "
+                "written at the next start",
+                left,
+                self.spool.folder,
+            )
         if not self._writer.is_alive():
             self.spool.close()
         self.engine.dispose()
@@ -214,10 +245,7 @@ class AnswerStore:
             except Exception as error:  # the database is away, locked, full or unwritable
                 progressed = None
                 self._failed(error)
-            if progressed is None:
-                delay = min(max(_RETRY_FIRST_SECONDS, delay * 2), self.retry_max_seconds)
-            else:
-                delay = 0.0
+            delay = min(max(_RETRY_FIRST_SECONDS, delay * 2), self.retry_max_seconds) if progressed is None else 0.0
             if self._stopping.is_set() and (not self.pending_rows or time.monotonic() >= self._drain_deadline):
                 return
             if progressed:
@@ -270,8 +298,9 @@ class AnswerStore:
         except Exception as error:
             if not self._writable():
                 raise
-            log.warning("the database refuses a batch of %d answer(s) (%s); writing them one by one", len(rows),
-                        _reason(error))
+            log.warning(
+                "the database refuses a batch of %d answer(s) (%s); writing them one by one", len(rows), _reason(error)
+            )
         else:
             for row, line, end in rows:
                 if row is None:
@@ -300,7 +329,9 @@ class AnswerStore:
         else:
             self.spool.done_rows += rows
         if self.up is False:
-            log.info("the store %s is writable again; writing the %d spooled answer(s)", self.description, self.pending_rows)
+            log.info(
+                "the store %s is writable again; writing the %d spooled answer(s)", self.description, self.pending_rows
+            )
         self.up, self.problem, self._uncertain = True, None, False
         self.written_rows += rows
 
@@ -325,7 +356,9 @@ class AnswerStore:
             return False
 
     def _reject(self, line: bytes, reason: str, left_over: bool) -> None:
-        log.error("the database refuses an answer on its own (%s); it is kept in %s", reason, self.spool.folder / REJECTED)
+        log.error(
+            "the database refuses an answer on its own (%s); it is kept in %s", reason, self.spool.folder / REJECTED
+        )
         try:
             self.spool.reject(line, reason)
         except OSError:
@@ -342,14 +375,21 @@ class AnswerStore:
         self._table_ready = False
         problem = f"cannot write the store {self.description}: {_reason(error)}"
         if self.up is not False or problem != self.problem:
-            log.warning("%s; %d answer(s) wait in the spool %s, retrying", problem, self.pending_rows, self.spool.folder)
+            log.warning(
+                "%s; %d answer(s) wait in the spool %s, retrying", problem, self.pending_rows, self.spool.folder
+            )
         self.up, self.problem = False, problem
         if self.dialect != "sqlite":
             self.engine.dispose()  # connections to a server that went away
 
 
 _PROBE_ROW = {
-    "request_id": "store-probe", "item": 0, "text": "", "category": "other", "abstained": True, "model_version": "probe",
+    "request_id": "store-probe",
+    "item": 0,
+    "text": "",
+    "category": "other",
+    "abstained": True,
+    "model_version": "probe",
 }
 
 
@@ -357,8 +397,14 @@ def _not_stored_yet(connection: Any, rows: list[dict[str, Any]]) -> list[dict[st
     """The rows whose (request_id, item) is not in the table: a replay after a crash between the
     database's commit and the spool's bookkeeping must not store a row twice."""
     ids = sorted({row["request_id"] for row in rows})
-    found = {tuple(row) for row in connection.execute(
-        select(classified_answers.c.request_id, classified_answers.c.item).where(classified_answers.c.request_id.in_(ids)))}
+    found = {
+        tuple(row)
+        for row in connection.execute(
+            select(classified_answers.c.request_id, classified_answers.c.item).where(
+                classified_answers.c.request_id.in_(ids)
+            )
+        )
+    }
     return [row for row in rows if (row["request_id"], row["item"]) not in found]
 
 

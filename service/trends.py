@@ -54,9 +54,14 @@ def _check_segment(text: str, metadata_keys: list[str]) -> None:
     if column.startswith("metadata.") and column.removeprefix("metadata.") in metadata_keys:
         return
     hint = " (it is a number: give bands, e.g. mrr:50,200)" if column in BANDED_COLUMNS else ""
-    raise ApiError(422, "segment_not_allowed", f"by: {text[:100]!r} is not a segment the service reports{hint}; "
-                   f"allowed: {', '.join(allowed_segments(metadata_keys))} (setting trends_metadata_keys names the "
-                   "metadata keys)", "by")
+    raise ApiError(
+        422,
+        "segment_not_allowed",
+        f"by: {text[:100]!r} is not a segment the service reports{hint}; "
+        f"allowed: {', '.join(allowed_segments(metadata_keys))} (setting trends_metadata_keys names the "
+        "metadata keys)",
+        "by",
+    )
 
 
 class _StoreUnreadable(Exception):
@@ -90,12 +95,18 @@ def trends_router(state: ServiceState) -> APIRouter:
     one_at_a_time = asyncio.Lock()
     answers: dict[str, tuple[float, bytes]] = {}
 
-    @router.get("/trends", response_model=TrendsDocument,
-                responses={404: {"description": "The service has no store configured, or nothing was stored yet."}})
+    @router.get(
+        "/trends",
+        response_model=TrendsDocument,
+        responses={404: {"description": "The service has no store configured, or nothing was stored yet."}},
+    )
     async def trends(
         period: Literal["week", "month", "quarter"] = "month",
-        by: list[str] = Query(default=[], description="Segment, repeatable: by=plan&by=language; `metadata.KEY` for a key "
-                              "named by the setting `trends_metadata_keys` (default: contract); `mrr:50,200` for bands of MRR."),
+        by: list[str] = Query(
+            default=[],
+            description="Segment, repeatable: by=plan&by=language; `metadata.KEY` for a key "
+            "named by the setting `trends_metadata_keys` (default: contract); `mrr:50,200` for bands of MRR.",
+        ),
         weight: str | None = Query(default="mrr", description="`mrr` (revenue lost) or empty for counts only."),
         since: date | None = Query(default=None, description="First day reported (inclusive)."),
         until: date | None = Query(default=None, description="Last day reported (inclusive)."),
@@ -107,15 +118,28 @@ def trends_router(state: ServiceState) -> APIRouter:
         from reason_classifier.trends.aggregate import BadValueError
 
         if not state.settings.store:
-            raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
+            raise ApiError(
+                404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends"
+            )
         for segment in by:
             _check_segment(segment, state.settings.trends_metadata_keys)
         if weight and weight not in WEIGHTS:
-            raise ApiError(422, "invalid_request", f"weight: {weight[:100]!r} is not a revenue column; use mrr, or "
-                           "leave it empty for counts only", "weight")
+            raise ApiError(
+                422,
+                "invalid_request",
+                f"weight: {weight[:100]!r} is not a revenue column; use mrr, or leave it empty for counts only",
+                "weight",
+            )
         try:  # the options hold only what the caller sent: their errors may quote it
-            options = TrendOptions(period=period, by=tuple(by), weight=weight or None, since=since, until=until,
-                                   timezone=timezone, examples=0)
+            options = TrendOptions(
+                period=period,
+                by=tuple(by),
+                weight=weight or None,
+                since=since,
+                until=until,
+                timezone=timezone,
+                examples=0,
+            )
         except ReasonClassifierError as error:
             raise ApiError(422, "invalid_request", str(error)) from None
         try:
@@ -125,7 +149,9 @@ def trends_router(state: ServiceState) -> APIRouter:
                 if time.monotonic() - made >= state.settings.trends_cache_seconds:
                     document = await asyncio.to_thread(_compute, database_url(state.settings.store), options)
                     now = time.monotonic()
-                    for stale in [k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds]:
+                    for stale in [
+                        k for k, (at, _) in answers.items() if now - at >= state.settings.trends_cache_seconds
+                    ]:
                         del answers[stale]
                     answers[query] = (now, document)
         except _StoreUnreadable as error:
@@ -133,12 +159,17 @@ def trends_router(state: ServiceState) -> APIRouter:
                 raise ApiError(404, "no_store", "nothing has been stored yet") from None
             log.error("trends: the store cannot be read (%s); details at debug level", type(error.__cause__).__name__)
             log.debug("trends: %s", error)
-            raise ApiError(503, "store_error", "the stored answers cannot be read for trends now; the log has the "
-                           "details") from None
+            raise ApiError(
+                503, "store_error", "the stored answers cannot be read for trends now; the log has the details"
+            ) from None
         except BadValueError as error:  # never the stored value itself
             log.debug("trends: %s", error)
-            raise ApiError(422, "unreadable_values", f"{error.column}: {error.rows} stored value(s) {error.problem} "
-                           "(values are not shown)", error.column) from None
+            raise ApiError(
+                422,
+                "unreadable_values",
+                f"{error.column}: {error.rows} stored value(s) {error.problem} (values are not shown)",
+                error.column,
+            ) from None
         except ReasonClassifierError as error:  # about the options (a span too long to list): no stored value
             raise ApiError(422, "invalid_request", str(error)) from None
         return Response(document, media_type="application/json")

@@ -26,7 +26,11 @@ class ServiceProcess:
         env = {**os.environ, **{f"REASON_CLASSIFIER_SERVICE_{k.upper()}": str(v) for k, v in settings.items()}}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--port", str(self.port), *args],
-            cwd=REPOSITORY, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=REPOSITORY,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # never the terminal's: a job-control signal meant for it must not stop the server
         )
         if ready:
@@ -40,7 +44,9 @@ class ServiceProcess:
             self.process.kill()
         self.process.wait(30)
 
-    def request(self, method: str, path: str, body: object | None = None, timeout: float = 30) -> tuple[int, dict | str]:
+    def request(
+        self, method: str, path: str, body: object | None = None, timeout: float = 30
+    ) -> tuple[int, dict | str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = json.dumps(body).encode() if body is not None else None
@@ -70,9 +76,11 @@ class ServiceProcess:
 
     def classify_many(self, customers: list[str], threads: int = 8) -> list[str]:
         """POST one answer per customer; the customers whose answer was acknowledged (200)."""
+
         def one(customer: str) -> str | None:
             try:
-                status, _ = self.request("POST", "/v1/classify", {"text": "too expensive for us", "customer_id": customer})
+                body = {"text": "too expensive for us", "customer_id": customer}
+                status, _ = self.request("POST", "/v1/classify", body)
             except OSError:
                 return None
             return customer if status == 200 else None

@@ -1,4 +1,4 @@
-"""Faults for the store tests: a database file nobody can write, a full disk. Skips where the machine cannot make them."""
+"""Faults for the store tests: a database file nobody can write, a full disk; skipped where they cannot be made."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import pytest
 def unwritable(path: Path) -> Iterator[None]:
     """`path` cannot be opened for writing, even by root: `chattr +i` as root (root ignores modes), else mode 0444."""
     if os.geteuid() == 0:
-        if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        chattr = shutil.which("chattr")
+        if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode:
             pytest.skip("running as root where `chattr +i` is not available: cannot make a file unwritable")
         try:
             yield

@@ -8,11 +8,22 @@ from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
 from reason_classifier.char_ngrams import CharNgrams
 
-TEXTS = ["The price went up again", "", "  ", "za drogo, nie dziala", "价格太高了", "Preis zu hoch!!! 😀", "a", "aaaa aaaa aaaa"]
+TEXTS = [
+    "The price went up again",
+    "",
+    "  ",
+    "za drogo, nie dziala",
+    "价格太高了",
+    "Preis zu hoch!!! 😀",
+    "a",
+    "aaaa aaaa aaaa",
+]
 
 
 def hashed(texts: list[str], norm: str | None) -> object:
-    return HashingVectorizer(analyzer="char_wb", ngram_range=(2, 4), n_features=2**18, alternate_sign=False, norm=norm).transform(texts)
+    return HashingVectorizer(
+        analyzer="char_wb", ngram_range=(2, 4), n_features=2**18, alternate_sign=False, norm=norm
+    ).transform(texts)
 
 
 def row_lengths(matrix) -> np.ndarray:
@@ -24,12 +35,22 @@ def test_without_idf_the_numbers_are_scikit_learns_hashing_vectorizer_times_the_
     reference = hashed(TEXTS, "l2") * 3.0
     got = ngrams.transform(TEXTS)
     assert got.shape == (len(TEXTS), 2**18) and got.dtype == np.float32 and got.nnz == reference.nnz
-    np.testing.assert_allclose(got.toarray()[:, reference.indices], reference.toarray()[:, reference.indices], rtol=1e-6)
-    np.testing.assert_allclose(row_lengths(got), [3.0 if reference[i].nnz else 0.0 for i in range(len(TEXTS))], rtol=1e-6)
+    np.testing.assert_allclose(
+        got.toarray()[:, reference.indices], reference.toarray()[:, reference.indices], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        row_lengths(got), [3.0 if reference[i].nnz else 0.0 for i in range(len(TEXTS))], rtol=1e-6
+    )
 
 
 def test_with_idf_the_numbers_are_scikit_learns_tfidf_of_the_hashed_counts():
-    training = ["refund please", "the app crashes", "the price is too high", "too expensive for me", "support never answered"]
+    training = [
+        "refund please",
+        "the app crashes",
+        "the price is too high",
+        "too expensive for me",
+        "support never answered",
+    ]
     ngrams = CharNgrams(weight=4.0).fit(training)
     reference = TfidfTransformer(sublinear_tf=True).fit(hashed(training, None))
     unseen = np.bincount(hashed(training, None).indices, minlength=2**18) == 0
@@ -42,7 +63,9 @@ def test_with_idf_the_numbers_are_scikit_learns_tfidf_of_the_hashed_counts():
 
 
 def test_rare_ngrams_outweigh_common_ones_and_repeats_are_dampened():
-    ngrams = CharNgrams(weight=1.0, ngram_range=(4, 4), n_features=2**18).fit(["the cat", "the dog", "the cow", "refund"])
+    ngrams = CharNgrams(weight=1.0, ngram_range=(4, 4), n_features=2**18).fit(
+        ["the cat", "the dog", "the cow", "refund"]
+    )
     row = ngrams.transform(["the refund"])
     the, refund = (ngrams.count([word]).indices for word in (" the", "fund"))
     assert row[0, refund[0]] > 1.5 * row[0, the[0]]
@@ -70,7 +93,9 @@ def test_answers_typed_without_diacritics_get_the_same_ngrams():
     assert (folding.count(untouched) != literal.count(untouched)).nnz == 0
 
 
-@pytest.mark.parametrize("bad", [{"weight": 0}, {"ngram_range": (3, 2)}, {"n_features": 0}, {"n_features": 8, "idf": np.ones(4)}])
+@pytest.mark.parametrize(
+    "bad", [{"weight": 0}, {"ngram_range": (3, 2)}, {"n_features": 0}, {"n_features": 8, "idf": np.ones(4)}]
+)
 def test_bad_settings_are_refused_with_the_value(bad):
     with pytest.raises(ValueError, match="char n-gram"):
         CharNgrams(**bad)

@@ -43,7 +43,7 @@ ANSWERS = {
 CASES = [(lang, category, text) for lang, answers in ANSWERS.items() for category, text in answers.items()]
 
 
-@pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{l}-{c}" for l, c, _ in CASES])
+@pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{language}-{c}" for language, c, _ in CASES])
 def test_predicts_each_category_in_english_chinese_and_polish(classifier, language, category, text):
     prediction = classifier.predict([text])[0]
     assert prediction.category == category, prediction
@@ -69,8 +69,12 @@ def test_abstains_on_non_answers(classifier, text):
 def test_unclassifiable_inputs_are_flagged_in_place(classifier):
     predictions = classifier.predict(["too expensive", "", None, 42, "x" * (classifier.max_chars + 1), "   "])
     assert [p.error for p in predictions] == [
-        None, "empty answer", "empty answer", "answer is not text (int: 42)",
-        f"answer too long ({classifier.max_chars + 1} characters, limit {classifier.max_chars})", "answer is only whitespace",
+        None,
+        "empty answer",
+        "empty answer",
+        "answer is not text (int: 42)",
+        f"answer too long ({classifier.max_chars + 1} characters, limit {classifier.max_chars})",
+        "answer is only whitespace",
     ]
     assert all(p.category == "other" and p.confidence is None for p in predictions[1:])
     with pytest.raises(ValueError, match="text 1: empty answer"):
@@ -114,7 +118,9 @@ def test_other_format_version_is_refused(model_copy):
     config = json.loads((model_copy / "config.json").read_text())
     config["format_version"] = 99
     (model_copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelFolderError, match="format version 99; this version of reason-classifier reads versions 1, 2"):
+    with pytest.raises(
+        ModelFolderError, match="format version 99; this version of reason-classifier reads versions 1, 2"
+    ):
         ReasonClassifier.load(model_copy)
 
 

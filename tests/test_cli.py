@@ -37,7 +37,7 @@ def test_tag_guesses_the_answer_column_and_names_the_default_output(tmp_path):
     source.write_text("id,Answer\n1,too expensive\n", encoding="utf-8")
     result = runner.invoke(app, ["tag", str(source), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["rows"] == 1 and summary["categories"]["pricing"] == 1
     assert (tmp_path / "export.tagged.csv").exists()
 

@@ -9,11 +9,13 @@ from reason_classifier.clustering import ASSIGNED, CLUSTERED, UNASSIGNED, Answer
 from reason_classifier.keywords import cluster_keywords, tokenize
 
 
-def blobs(sizes: list[int], dim: int = 32, spread: float = 0.15, seed: int = 0, outliers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(
+    sizes: list[int], dim: int = 32, spread: float = 0.15, seed: int = 0, outliers: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(len(sizes), dim))
     rows, truth = [], []
-    for label, (centre, size) in enumerate(zip(centres, sizes)):
+    for label, (centre, size) in enumerate(zip(centres, sizes, strict=True)):
         rows.append(centre + spread * np.linalg.norm(centre) / np.sqrt(dim) * rng.normal(size=(size, dim)))
         truth += [label] * size
     if outliers:
@@ -89,9 +91,15 @@ def test_tiny_inputs_and_bad_parameters():
 
 def test_keywords_per_cluster_in_several_languages():
     texts = [
-        "too expensive for us", "the price is too expensive", "prices went up, too expensive",
-        "Aplikacja ciągle się zawiesza", "aplikacji nie da się używać, zawiesza się", "aplikację usunęliśmy, bo się zawieszała",
-        "客服回复太慢了", "客服一直不回复", "联系客服没有回复",
+        "too expensive for us",
+        "the price is too expensive",
+        "prices went up, too expensive",
+        "Aplikacja ciągle się zawiesza",
+        "aplikacji nie da się używać, zawiesza się",
+        "aplikację usunęliśmy, bo się zawieszała",
+        "客服回复太慢了",
+        "客服一直不回复",
+        "联系客服没有回复",
     ]
     labels = [0, 0, 0, 1, 1, 1, 2, 2, 2]
     keywords = cluster_keywords(texts, labels, top_n=3)
@@ -118,7 +126,9 @@ def test_prototypes_propose_the_nearest_sub_reason_or_new():
     encoder = load_encoder(USE_MULTILINGUAL)
     prototypes = TaxonomyPrototypes(taxonomy, encoder)
     assert prototypes.vectors.shape == (len(taxonomy.sub_reason_names), encoder.dimension)
-    answers = encoder.encode(["Way too expensive for what it does", "Abonament jest za drogi, nie stać nas na to", "客服一直不回复我的邮件"])
+    answers = encoder.encode(
+        ["Way too expensive for what it does", "Abonament jest za drogi, nie stać nas na to", "客服一直不回复我的邮件"]
+    )
     assert prototypes.similarity(answers).shape == (3, len(prototypes.sub_reasons))
     names, scores = prototypes.nearest(answers)
     assert [taxonomy.category_of(n) for n in names] == ["pricing", "pricing", "support"]

@@ -28,7 +28,13 @@ def export(tmp_path_factory) -> tuple[Path, list[dict]]:
 
     data = read_labelled(HELDOUT_PATH, Taxonomy.load(TAXONOMY_PATH))
     rows = [
-        {"customer_id": f"c{i:04d}", "mrr": f"{10 + i % 90}.00", "answer": e.text, "truth": e.sub_reason, "lang": e.language}
+        {
+            "customer_id": f"c{i:04d}",
+            "mrr": f"{10 + i % 90}.00",
+            "answer": e.text,
+            "truth": e.sub_reason,
+            "lang": e.language,
+        }
         for i, e in enumerate(e for e in data.examples if e.sub_reason in SUB_REASONS)
     ]
     for position, text in BAD_ROWS.items():
@@ -135,7 +141,9 @@ def test_round_trip_reviewed_labels(folder, export):
         assert row["text"] == assignments[row["customer_id"]]["answer"].strip()
         assert row["mrr"] == assignments[row["customer_id"]]["mrr"]  # original columns carried
     assert list(labelled[0])[:5] == ["text", "category", "sub_reason", "lang", "source"]
-    assert summary.labelled == len(labelled) and summary.unassigned == sum(r["cluster"] == "-1" for r in assignments.values())
+    assert summary.labelled == len(labelled) and summary.unassigned == sum(
+        r["cluster"] == "-1" for r in assignments.values()
+    )
     # the output is training data as training.corpus reads it
     assert len(read_labelled(folder / "labelled.csv", taxonomy)) == len(labelled)
 
@@ -146,7 +154,11 @@ def test_merge_drop_and_new(folder):
         clusters[1]["merge_into"] = 0
         clusters[1]["category"] = clusters[1]["sub_reason"] = None
         clusters[2]["category"] = "drop"
-        clusters[0]["category"], clusters[0]["sub_reason"], clusters[0]["name"] = "pricing", "too_expensive", "Too expensive"
+        clusters[0]["category"], clusters[0]["sub_reason"], clusters[0]["name"] = (
+            "pricing",
+            "too_expensive",
+            "Too expensive",
+        )
         clusters[3]["category"], clusters[3]["sub_reason"], clusters[3]["name"] = "product", "new", "Offline mode!"
 
     edit(folder, review)
@@ -157,8 +169,10 @@ def test_merge_drop_and_new(folder):
     assert all(r["sub_reason"] == "too_expensive" for r in labelled if r["cluster"] in ("0", "1"))
     assert by_cluster["1"] > 0 and summary.groups[0]["merged"] == [1] or any(g["merged"] == [1] for g in summary.groups)
     new_rows = [r for r in labelled if r["cluster"] == "3"]
-    assert new_rows and all(r["category"] == "product" and r["sub_reason"] == "" and r["proposed_sub_reason"] == "offline_mode"
-                            for r in new_rows)
+    assert new_rows and all(
+        r["category"] == "product" and r["sub_reason"] == "" and r["proposed_sub_reason"] == "offline_mode"
+        for r in new_rows
+    )
     [new] = [s for s in summary.new_sub_reasons if s.id == "offline_mode"]
     assert new.id == "offline_mode" and new.category == "product" and new.answers == len(new_rows)
     assert "offline_mode:" in new.taxonomy_snippet(summary.taxonomy)
@@ -168,22 +182,48 @@ def test_merge_drop_and_new(folder):
     "change, message",
     [
         (lambda d: d["clusters"][0].update(category="prcing"), "cluster 0: category: unknown category 'prcing'"),
-        (lambda d: d["clusters"][0].update(category="pricing", sub_reason="bugs_performance"),
-         "cluster 0: sub_reason: 'bugs_performance' is not a sub-reason of 'pricing'; it belongs to category 'product'"),
+        (
+            lambda d: d["clusters"][0].update(category="pricing", sub_reason="bugs_performance"),
+            "cluster 0: sub_reason: 'bugs_performance' is not a sub-reason of 'pricing'; it belongs to category "
+            "'product'",
+        ),
         (lambda d: d["clusters"].append(dict(d["clusters"][1])), "cluster 1: id: cluster 1 is listed twice"),
-        (lambda d: d["clusters"][1].update(merge_into=0, category="support", sub_reason="slow_response")
-         if d["clusters"][0]["sub_reason"] != "slow_response" else d["clusters"][1].update(merge_into=0, category="pricing", sub_reason="too_expensive"),
-         "cluster 1: merge_into: cluster 1 is mapped twice"),
+        (
+            lambda d: (
+                d["clusters"][1].update(merge_into=0, category="support", sub_reason="slow_response")
+                if d["clusters"][0]["sub_reason"] != "slow_response"
+                else d["clusters"][1].update(merge_into=0, category="pricing", sub_reason="too_expensive")
+            ),
+            "cluster 1: merge_into: cluster 1 is mapped twice",
+        ),
         (lambda d: d["clusters"][0].update(id=999), "cluster 999: id: no cluster 999 in assignments.csv"),
         (lambda d: d["clusters"][0].update(merge_into=77), "cluster 0: merge_into: no cluster 77"),
-        (lambda d: (d["clusters"][0].update(merge_into=1, category=None, sub_reason=None),
-                    d["clusters"][1].update(merge_into=0, category=None, sub_reason=None)), "merges loop"),
+        (
+            lambda d: (
+                d["clusters"][0].update(merge_into=1, category=None, sub_reason=None),
+                d["clusters"][1].update(merge_into=0, category=None, sub_reason=None),
+            ),
+            "merges loop",
+        ),
         (lambda d: d["clusters"].pop(), "are in assignments.csv but not in the review file"),
-        (lambda d: d["clusters"][2].update(merge_into="three"), "cluster 2: merge_into: Input should be a valid integer"),
+        (
+            lambda d: d["clusters"][2].update(merge_into="three"),
+            "cluster 2: merge_into: Input should be a valid integer",
+        ),
         (lambda d: d["clusters"][0].update(category=None, sub_reason=None), "cluster 0: category: missing"),
     ],
-    ids=["unknown-category", "sub-reason-of-another-category", "listed-twice", "mapped-twice", "unknown-id",
-         "unknown-merge-target", "merge-loop", "missing-cluster", "wrong-type", "missing-category"],
+    ids=[
+        "unknown-category",
+        "sub-reason-of-another-category",
+        "listed-twice",
+        "mapped-twice",
+        "unknown-id",
+        "unknown-merge-target",
+        "merge-loop",
+        "missing-cluster",
+        "wrong-type",
+        "missing-category",
+    ],
 )
 def test_review_mistakes_name_the_cluster_and_field(folder, change, message):
     edit(folder, change)
@@ -239,8 +279,22 @@ def test_cli_discover_and_label(export, tmp_path):
 
     path, _ = export
     runner = CliRunner()
-    result = runner.invoke(app, ["discover", str(path), "-c", "answer", "-o", str(tmp_path / "d"), "--json",
-                                 "--min-cluster-size", "12", "--seed", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "discover",
+            str(path),
+            "-c",
+            "answer",
+            "-o",
+            str(tmp_path / "d"),
+            "--json",
+            "--min-cluster-size",
+            "12",
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["summary"]["min_cluster_size"] == 12 and summary["clusters"]
@@ -256,8 +310,11 @@ def test_report_renders_in_chromium(discovered, tmp_path):
     from tests.browser import render
 
     folder, result = discovered
-    page = render(folder / "report.html", {"map": "#answer-map .main-svg", "points": "#answer-map .point",
-                                           "clusters": "div.cluster"}, screenshot=tmp_path / "report.png")
+    page = render(
+        folder / "report.html",
+        {"map": "#answer-map .main-svg", "points": "#answer-map .point", "clusters": "div.cluster"},
+        screenshot=tmp_path / "report.png",
+    )
     assert page.counts["map"] >= 1 and page.counts["points"] > 100
     assert page.counts["clusters"] == len(result.review.clusters)
     assert page.console_errors == [] and page.page_errors == [] and page.network_requests == []
@@ -275,7 +332,11 @@ def test_jsonl_export_with_bad_lines_and_an_export_with_no_answers(tmp_path):
     rows = read_csv(tmp_path / "out" / "assignments.csv")
     assert len(rows) == len(source) and [r["id"] for r in rows[6:]] == [str(i) for i in range(6, len(source))]
     assert [rows[i]["cluster_status"] for i in (3, 4, 5)] == ["invalid"] * 3
-    assert "not valid JSON" in rows[3]["error"] and "no answer field" in rows[4]["error"] and "not text" in rows[5]["error"]
+    assert (
+        "not valid JSON" in rows[3]["error"]
+        and "no answer field" in rows[4]["error"]
+        and "not text" in rows[5]["error"]
+    )
     assert result.review.invalid_rows >= 3
 
     empty = tmp_path / "empty.csv"

@@ -80,7 +80,7 @@ def find_cycle(graph: dict[str, dict[str, int]]) -> list[str] | None:
         on_path.add(module)
         for target in sorted(graph[module]):
             if target in on_path:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in done:
                 cycle = walk(target)
                 if cycle:
@@ -117,8 +117,10 @@ def test_the_cycle_check_sees_deferred_and_relative_imports(tmp_path: Path) -> N
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import c\ndef f():\n    from .a import x\n"
     )
     (package / "c.py").write_text("import pkg.b\n")
-    modules = {name: package / f"{name.rpartition('.')[2] if '.' in name else '__init__'}.py"
-               for name in ("pkg", "pkg.a", "pkg.b", "pkg.c")}
+    modules = {
+        name: package / f"{name.rpartition('.')[2] if '.' in name else '__init__'}.py"
+        for name in ("pkg", "pkg.a", "pkg.b", "pkg.c")
+    }
     graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
     assert graph["pkg.b"] == {"pkg.a": 5}  # the TYPE_CHECKING import is not a run-time edge
     assert find_cycle(graph) == ["pkg.a", "pkg.b", "pkg.a"]

@@ -39,14 +39,23 @@ def assert_error(response, status: int, code: str, field: str | None = None, lim
 
 # --- endpoints -------------------------------------------------------------------------------------------------
 
+
 def test_classify_answers_with_reason_offer_alert_and_actionability(client):
-    response = client.post("/v1/classify", json={"text": PAYMENT_FAILED, "customer_id": "c-7", "plan": "pro", "mrr": 49.0})
+    response = client.post(
+        "/v1/classify", json={"text": PAYMENT_FAILED, "customer_id": "c-7", "plan": "pro", "mrr": 49.0}
+    )
     assert response.status_code == 200
     body = response.json()
     assert (body["category"], body["sub_reason"]) == ("pricing", "payment_failed")
     assert body["offer"]["kind"] == "fix_payment"  # involuntary: fix the payment, never a discount
-    assert body["alert"] == {"team": "billing", "category": "pricing", "sub_reason": "payment_failed",
-                             "customer_id": "c-7", "plan": "pro", "mrr": 49.0}
+    assert body["alert"] == {
+        "team": "billing",
+        "category": "pricing",
+        "sub_reason": "payment_failed",
+        "customer_id": "c-7",
+        "plan": "pro",
+        "mrr": 49.0,
+    }
     assert body["actionability"] == {"voluntary": False, "influenceable": True}
     assert set(body["scores"]) == {"product", "pricing", "support", "market", "other"}
     assert abs(sum(body["scores"].values()) - 1) < 1e-3
@@ -105,7 +114,9 @@ def test_health_ready_metrics_and_docs(client):
     assert "reason_classifier_model_ready 1.0" in text
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
-    assert {"/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    assert {"/v1/classify", "/v1/classify/batch", "/v1/taxonomy", "/healthz", "/readyz", "/metrics"} <= set(
+        schema["paths"]
+    )
 
 
 def test_request_id_is_taken_from_the_caller_when_sane(client):
@@ -114,6 +125,7 @@ def test_request_id_is_taken_from_the_caller_when_sane(client):
 
 
 # --- bad input: always a 4xx naming the field and the limit -----------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("body", "status", "code", "field", "limit"),
@@ -140,20 +152,47 @@ def test_bad_classify_input(client, body, status, code, field, limit):
 
 def test_invalid_json_non_finite_and_non_json_bodies(client):
     headers = {"content-type": "application/json"}
-    assert_error(client.post("/v1/classify", content=b'{"text": "unterminated', headers=headers), 400, "invalid_json", "body")
+    assert_error(
+        client.post("/v1/classify", content=b'{"text": "unterminated', headers=headers), 400, "invalid_json", "body"
+    )
     assert_error(client.post("/v1/classify", content=b"\xff\xfe\x00", headers=headers), 400, "invalid_json", "body")
-    assert_error(client.post("/v1/classify", content=b'{"text": "ok", "mrr": NaN}', headers=headers), 422, "invalid_request", "mrr")
-    form = client.post("/v1/classify", content=b"text=hello", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert_error(
+        client.post("/v1/classify", content=b'{"text": "ok", "mrr": NaN}', headers=headers),
+        422,
+        "invalid_request",
+        "mrr",
+    )
+    form = client.post(
+        "/v1/classify", content=b"text=hello", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert form.status_code == 422
     assert_error(client.post("/v1/classify"), 422, "invalid_request", "body")
 
 
 def test_bad_batches(client):
     assert_error(client.post("/v1/classify/batch", json={"items": []}), 422, "invalid_request", "items", 1)
-    assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "ok"}] * 101}), 422, "batch_too_large", "items", 100)
-    assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": " "}]}), 422, "empty_text", "items.1.text")
-    assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": 3}]}), 422, "invalid_request", "items.1.text")
-    assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "y" * 5001}]}), 422, "text_too_long", "items.0.text", 5000)
+    assert_error(
+        client.post("/v1/classify/batch", json={"items": [{"text": "ok"}] * 101}), 422, "batch_too_large", "items", 100
+    )
+    assert_error(
+        client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": " "}]}),
+        422,
+        "empty_text",
+        "items.1.text",
+    )
+    assert_error(
+        client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": 3}]}),
+        422,
+        "invalid_request",
+        "items.1.text",
+    )
+    assert_error(
+        client.post("/v1/classify/batch", json={"items": [{"text": "y" * 5001}]}),
+        422,
+        "text_too_long",
+        "items.0.text",
+        5000,
+    )
     assert_error(client.post("/v1/classify/batch", json={"items": "nope"}), 422, "invalid_request", "items")
 
 
@@ -164,11 +203,18 @@ def test_a_big_batch_is_counted_before_its_items_are_validated_and_parsed_off_th
 
     parsed_in: list[str] = []
     original = body_module.parse_json
-    monkeypatch.setattr(body_module, "parse_json", lambda body: parsed_in.append(threading.current_thread().name) or original(body))
+    monkeypatch.setattr(
+        body_module, "parse_json", lambda body: parsed_in.append(threading.current_thread().name) or original(body)
+    )
     huge = json.dumps({"items": [{"text": 3}] * 60_000}).encode()
     assert len(huge) < 1_048_576
-    error = assert_error(client.post("/v1/classify/batch", content=huge, headers={"content-type": "application/json"}),
-                         422, "batch_too_large", "items", 100)  # not items.0.text: nothing was validated
+    error = assert_error(
+        client.post("/v1/classify/batch", content=huge, headers={"content-type": "application/json"}),
+        422,
+        "batch_too_large",
+        "items",
+        100,
+    )  # not items.0.text: nothing was validated
     assert error["message"].startswith("60000 items")
     assert parsed_in and all(name.startswith("asyncio_") for name in parsed_in)  # a worker thread, not the loop
     small = client.post("/v1/classify/batch", json={"items": [{"text": "too expensive"}]})
@@ -176,7 +222,9 @@ def test_a_big_batch_is_counted_before_its_items_are_validated_and_parsed_off_th
 
 
 def test_oversized_body_is_refused_before_parsing(client):
-    declared = client.post("/v1/classify", content=b"{" + b" " * 1_100_000 + b"}", headers={"content-type": "application/json"})
+    declared = client.post(
+        "/v1/classify", content=b"{" + b" " * 1_100_000 + b"}", headers={"content-type": "application/json"}
+    )
     assert_error(declared, 413, "body_too_large", "body", 1_048_576)
 
     def chunks():  # no Content-Length: the limit is counted while reading
@@ -191,7 +239,9 @@ def test_lone_surrogate_is_refused_naming_the_field(client):
     headers = {"content-type": "application/json"}
     one = client.post("/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers)
     assert "surrogate" in assert_error(one, 422, "invalid_text", "text")["message"]
-    batch = client.post("/v1/classify/batch", content=b'{"items": [{"text": "ok"}, {"text": "x \\udfff"}]}', headers=headers)
+    batch = client.post(
+        "/v1/classify/batch", content=b'{"items": [{"text": "ok"}, {"text": "x \\udfff"}]}', headers=headers
+    )
     assert_error(batch, 422, "invalid_text", "items.1.text")
     for field in ("customer_id", "plan"):
         body = b'{"text": "too expensive", "%s": "c-\\ud83d"}' % field.encode()
@@ -206,7 +256,9 @@ def test_bad_answers_never_fail_their_neighbours(client):
 
     def call(i: int) -> tuple[bool, int]:
         if i % 5 == 0:
-            return False, client.post("/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers).status_code
+            return False, client.post(
+                "/v1/classify", content=b'{"text": "\\ud800 too expensive"}', headers=headers
+            ).status_code
         return True, client.post("/v1/classify", json={"text": f"too expensive for us {i}"}).status_code
 
     with ThreadPoolExecutor(max_workers=16) as pool:
@@ -233,8 +285,11 @@ def test_a_model_failure_fails_only_the_request_whose_answer_caused_it(classifie
         predictor.start()
         try:
             return await asyncio.gather(
-                predictor.predict(["too expensive"], 5), predictor.predict(["ok", "poison here", "ok"], 5),
-                predictor.predict(["support never answered", "too slow"], 5), return_exceptions=True)
+                predictor.predict(["too expensive"], 5),
+                predictor.predict(["ok", "poison here", "ok"], 5),
+                predictor.predict(["support never answered", "too slow"], 5),
+                return_exceptions=True,
+            )
         finally:
             await predictor.stop()
 
@@ -245,8 +300,12 @@ def test_a_model_failure_fails_only_the_request_whose_answer_caused_it(classifie
 
     with running(classifier) as client:
         monkeypatch.setattr(client.app.state.service.predictor, "_predict", fragile)
-        error = assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": "poison"}]}),
-                             503, "model_error", "items.1.text")
+        error = assert_error(
+            client.post("/v1/classify/batch", json={"items": [{"text": "ok"}, {"text": "poison"}]}),
+            503,
+            "model_error",
+            "items.1.text",
+        )
         assert "poison" not in error["message"]
 
 
@@ -259,11 +318,20 @@ def test_limits_follow_settings(classifier):
     with running(classifier, max_chars=20, max_batch_items=2, max_body_bytes=2048) as client:
         assert_error(client.post("/v1/classify", json={"text": "x" * 21}), 422, "text_too_long", "text", 20)
         assert client.post("/v1/classify", json={"text": "too expensive"}).status_code == 200
-        assert_error(client.post("/v1/classify/batch", json={"items": [{"text": "a"}] * 3}), 422, "batch_too_large", "items", 2)
-        assert_error(client.post("/v1/classify", json={"text": "ok", "metadata": {"k": "v" * 3000}}), 413, "body_too_large", "body", 2048)
+        assert_error(
+            client.post("/v1/classify/batch", json={"items": [{"text": "a"}] * 3}), 422, "batch_too_large", "items", 2
+        )
+        assert_error(
+            client.post("/v1/classify", json={"text": "ok", "metadata": {"k": "v" * 3000}}),
+            413,
+            "body_too_large",
+            "body",
+            2048,
+        )
 
 
 # --- the model failing or slow: 503 with a request id, and the log says why ---------------------------------------
+
 
 def test_model_error_is_503_and_logged(classifier, caplog, monkeypatch):
     with running(classifier) as client:
@@ -277,7 +345,9 @@ def test_model_error_is_503_and_logged(classifier, caplog, monkeypatch):
         with caplog.at_level(logging.ERROR, logger="service"):
             response = client.post("/v1/classify", json={"text": "a private answer about my divorce"})
         error = assert_error(response, 503, "model_error", "text")
-        assert any(error["request_id"] in r.getMessage() and "encoder exploded" in r.getMessage() for r in caplog.records)
+        assert any(
+            error["request_id"] in r.getMessage() and "encoder exploded" in r.getMessage() for r in caplog.records
+        )
         assert "divorce" not in caplog.text
         assert 'reason_classifier_model_errors_total{reason="error"} 1.0' in client.get("/metrics").text
 
@@ -328,11 +398,14 @@ def test_failed_load_is_reported(tmp_path):
 
 # --- access: API keys, CORS, no answer text in logs ----------------------------------------------------------------
 
+
 def test_api_keys_guard_every_v1_route(classifier):
     with running(classifier, api_keys=["key-one", "key-two"]) as client:
-        for method, path, body in (("post", "/v1/classify", {"text": "too expensive"}),
-                                   ("post", "/v1/classify/batch", {"items": [{"text": "too expensive"}]}),
-                                   ("get", "/v1/taxonomy", None)):
+        for method, path, body in (
+            ("post", "/v1/classify", {"text": "too expensive"}),
+            ("post", "/v1/classify/batch", {"items": [{"text": "too expensive"}]}),
+            ("get", "/v1/taxonomy", None),
+        ):
             call = getattr(client, method)
             kwargs = {"json": body} if body is not None else {}
             assert_error(call(path, **kwargs), 401, "unauthorized", "X-API-Key")
@@ -347,14 +420,22 @@ def test_api_keys_guard_every_v1_route(classifier):
 def test_api_key_header_name_is_a_setting(classifier):
     with running(classifier, api_keys=["s3cret"], api_key_header="Authorization-Key") as client:
         assert client.post("/v1/classify", json={"text": "too slow"}).status_code == 401
-        assert client.post("/v1/classify", json={"text": "too slow"}, headers={"Authorization-Key": "s3cret"}).status_code == 200
+        assert (
+            client.post("/v1/classify", json={"text": "too slow"}, headers={"Authorization-Key": "s3cret"}).status_code
+            == 200
+        )
 
 
 def test_cors(classifier):
     with running(classifier, cors_origins=["https://app.example.com"]) as client:
-        preflight = client.options("/v1/classify", headers={
-            "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-api-key"})
+        preflight = client.options(
+            "/v1/classify",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type,x-api-key",
+            },
+        )
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "https://app.example.com"
         other = client.post("/v1/classify", json={"text": "too slow"}, headers={"Origin": "https://evil.example"})
@@ -375,6 +456,7 @@ def test_answer_text_is_logged_only_at_debug(classifier, caplog):
 
 
 # --- settings and offers --------------------------------------------------------------------------------------------
+
 
 def test_settings_from_environment_and_file(tmp_path, monkeypatch):
     config = tmp_path / "service.yaml"
@@ -399,7 +481,10 @@ def test_bad_offers_file_fails_at_creation(tmp_path):
     from reason_classifier.service.offers import OffersError
 
     offers = tmp_path / "offers.yaml"
-    offers.write_text("offers:\n  none: {kind: none}\nrules:\n  - sub_reason: too_expensive\n    offer: big_discount\n", encoding="utf-8")
+    offers.write_text(
+        "offers:\n  none: {kind: none}\nrules:\n  - sub_reason: too_expensive\n    offer: big_discount\n",
+        encoding="utf-8",
+    )
     with pytest.raises(OffersError, match="rules.0.offer: 'big_discount' is not in offers"):
         create_app(ServiceSettings.load(offers=offers))
     offers.write_text("offers:\n  none: {kind: refund}\n", encoding="utf-8")
@@ -409,7 +494,9 @@ def test_bad_offers_file_fails_at_creation(tmp_path):
 
 def test_offers_naming_unknown_sub_reason_keep_service_unready(classifier, tmp_path):
     offers = tmp_path / "offers.yaml"
-    offers.write_text("offers:\n  none: {kind: none}\nrules:\n  - sub_reason: too_expensiv\n    offer: none\n", encoding="utf-8")
+    offers.write_text(
+        "offers:\n  none: {kind: none}\nrules:\n  - sub_reason: too_expensiv\n    offer: none\n", encoding="utf-8"
+    )
     with TestClient(create_app(ServiceSettings.load(offers=offers), classifier=classifier)) as client:
         deadline = time.monotonic() + 10
         while client.get("/readyz").json()["status"] == "loading" and time.monotonic() < deadline:
@@ -444,7 +531,9 @@ def test_default_offers_cover_every_sub_reason(classifier):
         category = classifier.taxonomy.category_of(sub_reason)
         matched[sub_reason] = book.decide(category, sub_reason, False, None, None)
     assert matched["payment_failed"].offer.kind == "fix_payment"
-    assert all(d.offer.kind != "discount" for s, d in matched.items() if not classifier.taxonomy.sub_reason(s).voluntary)
+    assert all(
+        d.offer.kind != "discount" for s, d in matched.items() if not classifier.taxonomy.sub_reason(s).voluntary
+    )
     assert matched["slow_response"].offer.kind == "escalation" and matched["slow_response"].alert_team == "support"
     assert matched["budget_cuts"].offer.kind == "pause"
     assert matched["too_complex"].offer.kind == "onboarding"
@@ -453,12 +542,16 @@ def test_default_offers_cover_every_sub_reason(classifier):
 
 # --- concurrency and storage ----------------------------------------------------------------------------------------
 
+
 def test_200_requests_from_20_threads_all_answered_and_stored(classifier, tmp_path):
     database = tmp_path / "answers.sqlite3"
     texts = [PAYMENT_FAILED, TOO_EXPENSIVE, "support never answered", "we closed the company", "太贵了"]
     with running(classifier, store=str(database)) as client:
+
         def call(i: int):
-            response = client.post("/v1/classify", json={"text": texts[i % len(texts)], "customer_id": f"c-{i}", "mrr": i})
+            response = client.post(
+                "/v1/classify", json={"text": texts[i % len(texts)], "customer_id": f"c-{i}", "mrr": i}
+            )
             return i, response.status_code, response.json()
 
         with ThreadPoolExecutor(max_workers=20) as pool:
@@ -476,14 +569,27 @@ def test_200_requests_from_20_threads_all_answered_and_stored(classifier, tmp_pa
         row = by_customer[f"c-{i}"]
         assert row["request_id"] == body["request_id"]
         assert row["text"] == texts[i % len(texts)] and row["mrr"] == i
-        assert (row["category"], row["sub_reason"], row["offer_id"]) == (body["category"], body["sub_reason"], body["offer"]["id"])
+        assert (row["category"], row["sub_reason"], row["offer_id"]) == (
+            body["category"],
+            body["sub_reason"],
+            body["offer"]["id"],
+        )
 
 
 def test_sqlite_store_keeps_request_fields_prediction_and_version(classifier, tmp_path):
     database = tmp_path / "nested" / "answers.sqlite3"
     with running(classifier, store=str(database)) as client:
-        one = client.post("/v1/classify", json={"text": PAYMENT_FAILED, "customer_id": "c-1", "plan": "pro", "mrr": 12.5,
-                                                "language": "en", "metadata": {"survey": "exit-v2", "tenure_months": 7}}).json()
+        one = client.post(
+            "/v1/classify",
+            json={
+                "text": PAYMENT_FAILED,
+                "customer_id": "c-1",
+                "plan": "pro",
+                "mrr": 12.5,
+                "language": "en",
+                "metadata": {"survey": "exit-v2", "tenure_months": 7},
+            },
+        ).json()
         batch = client.post("/v1/classify/batch", json={"items": [{"text": TOO_EXPENSIVE}, {"text": "太贵了"}]}).json()
         client.post("/v1/classify", json={"text": " "})  # refused: not stored
     with TestClient(create_app(ServiceSettings.load(store=str(database)), classifier=classifier)):
@@ -496,9 +602,20 @@ def test_sqlite_store_keeps_request_fields_prediction_and_version(classifier, tm
     assert len(rows) == 3
     first = rows[0]
     assert first["request_id"] == one["request_id"] and first["item"] == 0
-    assert (first["text"], first["customer_id"], first["plan"], first["mrr"], first["language_given"]) == (PAYMENT_FAILED, "c-1", "pro", 12.5, "en")
+    assert (first["text"], first["customer_id"], first["plan"], first["mrr"], first["language_given"]) == (
+        PAYMENT_FAILED,
+        "c-1",
+        "pro",
+        12.5,
+        "en",
+    )
     assert first["metadata"] == {"survey": "exit-v2", "tenure_months": 7}
-    assert (first["category"], first["sub_reason"], first["offer_id"], first["alert_team"]) == ("pricing", "payment_failed", "fix_payment", "billing")
+    assert (first["category"], first["sub_reason"], first["offer_id"], first["alert_team"]) == (
+        "pricing",
+        "payment_failed",
+        "fix_payment",
+        "billing",
+    )
     assert first["scores"] == one["scores"] and first["confidence"] == one["confidence"]
     assert first["model_version"] == one["model_version"] and first["created_at"] is not None
     assert [(r["request_id"], r["item"]) for r in rows[1:]] == [(batch["request_id"], 0), (batch["request_id"], 1)]
@@ -540,7 +657,9 @@ def test_serve_command_runs_the_service(tmp_path):
     config.write_text("api_keys: [k1]\n", encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--port", str(port), "--config", str(config)],
-        cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -555,7 +674,8 @@ def test_serve_command_runs_the_service(tmp_path):
             assert time.monotonic() < deadline, "the server did not become ready"
             time.sleep(0.1)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/v1/classify", data=json.dumps({"text": TOO_EXPENSIVE}).encode(),
+            f"http://127.0.0.1:{port}/v1/classify",
+            data=json.dumps({"text": TOO_EXPENSIVE}).encode(),
             headers={"content-type": "application/json", "x-api-key": "k1"},
         )
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -580,6 +700,7 @@ def test_serve_refuses_bad_settings(tmp_path, monkeypatch):
 
 
 # --- several workers: one process with model threads ---------------------------------------------------------------
+
 
 def test_model_threads_classify_at_the_same_time(classifier):
     import asyncio
@@ -630,7 +751,9 @@ def test_serve_with_two_workers_is_one_process_ready_and_counted_as_a_whole():
         assert psutil.Process(server.process.pid).children(recursive=True) == []
         statuses = []
         with ThreadPoolExecutor(max_workers=8) as pool:
-            statuses = list(pool.map(lambda i: server.request("POST", "/v1/classify", {"text": f"too slow {i}"})[0], range(100)))
+            statuses = list(
+                pool.map(lambda i: server.request("POST", "/v1/classify", {"text": f"too slow {i}"})[0], range(100))
+            )
         assert statuses == [200] * 100
         _, metrics = server.request("GET", "/metrics")
         assert 'reason_classifier_http_requests_total{method="POST",route="/v1/classify",status="200"} 100.0' in metrics

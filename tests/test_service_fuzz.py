@@ -20,7 +20,9 @@ EXAMPLES_PER_OPERATION_AND_MODE = 60
 
 
 def test_no_input_gets_a_server_error(classifier, tmp_path):
-    app = create_app(ServiceSettings.load(store=str(tmp_path / "answers.sqlite3"), max_batch_items=5), classifier=classifier)
+    app = create_app(
+        ServiceSettings.load(store=str(tmp_path / "answers.sqlite3"), max_batch_items=5), classifier=classifier
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     with asgi.get_client(app) as client:  # starts the app's lifespan, which schemathesis keeps for its calls
         deadline = time.monotonic() + 30
@@ -33,12 +35,21 @@ def test_no_input_gets_a_server_error(classifier, tmp_path):
     sent = 0
     for operation in operations:
         # A GET without parameters has no wrong input to generate.
-        modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if operation.method.upper() == "POST" else (GenerationMode.POSITIVE,)
+        modes = (
+            (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            if operation.method.upper() == "POST"
+            else (GenerationMode.POSITIVE,)
+        )
         for mode in modes:
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES_PER_OPERATION_AND_MODE, deadline=None,
-                      suppress_health_check=list(HealthCheck), derandomize=True, database=None)
+            @settings(
+                max_examples=EXAMPLES_PER_OPERATION_AND_MODE,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                derandomize=True,
+                database=None,
+            )
             def no_server_error(case):
                 nonlocal sent
                 response = case.call()

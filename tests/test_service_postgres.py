@@ -24,7 +24,10 @@ from service_helpers import running
 
 
 def _binaries() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     if found:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
@@ -46,12 +49,34 @@ class Cluster(str):
         return cluster
 
     def stop(self) -> None:
-        subprocess.run(_as_cluster_user([*self._control, "-D", str(self._data), "-m", "fast", "-w", "stop"]),
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            _as_cluster_user([*self._control, "-D", str(self._data), "-m", "fast", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self) -> None:
-        subprocess.run(_as_cluster_user([*self._control, "-D", str(self._data), "-l", str(self._log), "-w", "-t", "60",
-                                         "start", "-o", self._options]), check=True, capture_output=True, timeout=90)
+        subprocess.run(
+            _as_cluster_user(
+                [
+                    *self._control,
+                    "-D",
+                    str(self._data),
+                    "-l",
+                    str(self._log),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                    "-o",
+                    self._options,
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +84,10 @@ def postgres_url():
     binaries = _binaries()
     if binaries is None:
         pytest.skip("PostgreSQL is not installed (apt-get install -y postgresql); the SQLite tests still run")
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0:
-            pytest.skip("running as root without a 'postgres' user to run the throwaway cluster as")
+    if os.geteuid() == 0 and (
+        shutil.which("runuser") is None or subprocess.run(["id", "postgres"], capture_output=True).returncode != 0
+    ):
+        pytest.skip("running as root without a 'postgres' user to run the throwaway cluster as")
     folder = Path(tempfile.mkdtemp(prefix="rc-postgres-"))
     data = folder / "data"
     if os.geteuid() == 0:
@@ -71,10 +97,27 @@ def postgres_url():
         port = probe.getsockname()[1]
     log = folder / "server.log"
     try:
-        subprocess.run(_as_cluster_user([str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                                         "--encoding=UTF8", "--no-sync"]), check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            _as_cluster_user(
+                [
+                    str(binaries / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        cluster = Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", [str(binaries / "pg_ctl")], data, options, log)
+        cluster = Cluster(
+            f"postgresql://postgres@127.0.0.1:{port}/postgres", [str(binaries / "pg_ctl")], data, options, log
+        )
         cluster.start()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as error:
         detail = getattr(error, "stderr", b"") or b""
@@ -83,8 +126,11 @@ def postgres_url():
     try:
         yield cluster
     finally:
-        subprocess.run(_as_cluster_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            _as_cluster_user([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -95,8 +141,15 @@ def test_postgres_stores_every_concurrent_answer(classifier, postgres_url, tmp_p
         assert state.store.dialect == "postgresql"
 
         def call(i: int):
-            return client.post("/v1/classify", json={"text": texts[i % 4], "customer_id": f"c-{i}", "mrr": i,
-                                                     "metadata": {"i": i, "nested": {"ok": True}}})
+            return client.post(
+                "/v1/classify",
+                json={
+                    "text": texts[i % 4],
+                    "customer_id": f"c-{i}",
+                    "mrr": i,
+                    "metadata": {"i": i, "nested": {"ok": True}},
+                },
+            )
 
         with ThreadPoolExecutor(max_workers=20) as pool:
             responses = list(pool.map(call, range(200)))
@@ -109,7 +162,11 @@ def test_postgres_stores_every_concurrent_answer(classifier, postgres_url, tmp_p
     assert set(by_customer) == {f"c-{i}" for i in range(200)}
     for i, response in enumerate(responses):
         row, body = by_customer[f"c-{i}"], response.json()
-        assert (row["request_id"], row["category"], row["sub_reason"]) == (body["request_id"], body["category"], body["sub_reason"])
+        assert (row["request_id"], row["category"], row["sub_reason"]) == (
+            body["request_id"],
+            body["category"],
+            body["sub_reason"],
+        )
         assert row["metadata"] == {"i": i, "nested": {"ok": True}} and row["mrr"] == i
         assert row["created_at"].tzinfo is not None
     assert [r["item"] for r in rows if r["request_id"] == batch["request_id"]] == [0, 1, 2, 3]
@@ -119,7 +176,10 @@ def test_postgres_refusing_one_row_keeps_the_others(classifier, postgres_url, tm
     with running(classifier, store=postgres_url, store_spool=str(tmp_path / "spool")) as client:
         store = client.app.state.service.store
         before = store.count()
-        response = client.post("/v1/classify/batch", json={"items": [{"text": "too expensive"}, {"text": "nul \u0000 inside"}, {"text": "too slow"}]})
+        response = client.post(
+            "/v1/classify/batch",
+            json={"items": [{"text": "too expensive"}, {"text": "nul \u0000 inside"}, {"text": "too slow"}]},
+        )
         assert response.status_code == 200
         store.flush()
         assert store.count() == before + 2  # PostgreSQL text cannot hold NUL: that row alone is set aside, and counted
@@ -130,13 +190,17 @@ def test_postgres_refusing_one_row_keeps_the_others(classifier, postgres_url, tm
 
 def test_postgres_restarting_loses_no_acknowledged_row(classifier, postgres_url, tmp_path):
     """Observed: a PostgreSQL restart of 16 s lost 381 acknowledged rows."""
-    with running(classifier, store=postgres_url, store_spool=str(tmp_path / "spool"), store_retry_max_seconds=0.2) as client:
+    with running(
+        classifier, store=postgres_url, store_spool=str(tmp_path / "spool"), store_retry_max_seconds=0.2
+    ) as client:
         store = client.app.state.service.store
         before = store.count()
         postgres_url.stop()
         try:
-            statuses = [client.post("/v1/classify", json={"text": "too expensive", "customer_id": f"restart-{i}"}).status_code
-                        for i in range(100)]
+            statuses = [
+                client.post("/v1/classify", json={"text": "too expensive", "customer_id": f"restart-{i}"}).status_code
+                for i in range(100)
+            ]
             deadline = time.monotonic() + 10
             while store.up is not False:
                 assert time.monotonic() < deadline

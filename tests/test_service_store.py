@@ -18,8 +18,12 @@ FAST = {"store_retry_max_seconds": 0.2, "store_drain_seconds": 0.5}
 
 
 def classify(client: TestClient, n: int, prefix: str = "c") -> list[int]:
-    return [client.post("/v1/classify", json={"text": f"too expensive, answer {i}", "customer_id": f"{prefix}-{i}"}).status_code
-            for i in range(n)]
+    return [
+        client.post(
+            "/v1/classify", json={"text": f"too expensive, answer {i}", "customer_id": f"{prefix}-{i}"}
+        ).status_code
+        for i in range(n)
+    ]
 
 
 def wait_for(condition, seconds: float = 10.0) -> None:
@@ -45,12 +49,19 @@ def test_rows_wait_in_the_spool_while_the_database_cannot_be_written_and_follow_
             assert ready["status"] == "ready" and ready["store"]["status"] == "retrying"
             assert ready["store"]["pending_rows"] == 200 and str(database) in ready["store"]["detail"]
             metrics = client.get("/metrics").text
-            assert "reason_classifier_store_up 0.0" in metrics and "reason_classifier_store_pending_rows 200.0" in metrics
+            assert "reason_classifier_store_up 0.0" in metrics
+            assert "reason_classifier_store_pending_rows 200.0" in metrics
             assert store.count() == 0
         assert store.flush(timeout=10)
         assert customers(store) == sorted(f"c-{i}" for i in range(200))
         assert client.get("/readyz").json()["store"] | {"spool": None} == {
-            "status": "ok", "pending_rows": 0, "written_rows": 200, "rejected_rows": 0, "spool": None, "detail": None}
+            "status": "ok",
+            "pending_rows": 0,
+            "written_rows": 200,
+            "rejected_rows": 0,
+            "spool": None,
+            "detail": None,
+        }
     assert not list((tmp_path / "answers.db.spool").glob("*.jsonl"))  # a clean stop leaves an empty spool
 
 
@@ -74,8 +85,15 @@ def test_a_restart_writes_what_the_last_process_left_in_the_spool_exactly_once(c
 def test_a_replay_never_stores_a_row_twice(tmp_path):
     """A process may die between the database's commit and deleting its spool: the rows are then in both."""
     database, spool = tmp_path / "answers.db", tmp_path / "spool"
-    row = {"request_id": "r-1", "item": 0, "text": "too slow", "category": "product", "abstained": False,
-           "model_version": "test", "created_at": now()}
+    row = {
+        "request_id": "r-1",
+        "item": 0,
+        "text": "too slow",
+        "category": "product",
+        "abstained": False,
+        "model_version": "test",
+        "created_at": now(),
+    }
     store = AnswerStore(str(database), spool)
     store.add([row, row | {"item": 1}])
     assert store.flush()
@@ -130,19 +148,23 @@ def test_a_full_disk_under_the_database_spools_and_a_full_disk_under_the_spool_i
             filler.unlink()
             assert store.flush(timeout=10)
             assert customers(store) == sorted(f"c-{i}" for i in range(300))
-    with small_disk() as disk:
-        with running(classifier, store=str(tmp_path / "answers.db"), store_spool=str(disk / "spool"), **FAST) as client:
-            fill(disk)
-            refused = client.post("/v1/classify", json={"text": "too slow"})
-            assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
-            assert "reason_classifier_store_refused_requests_total 1.0" in client.get("/metrics").text
+    with (
+        small_disk() as disk,
+        running(classifier, store=str(tmp_path / "answers.db"), store_spool=str(disk / "spool"), **FAST) as client,
+    ):
+        fill(disk)
+        refused = client.post("/v1/classify", json={"text": "too slow"})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
+        assert "reason_classifier_store_refused_requests_total 1.0" in client.get("/metrics").text
 
 
 def test_spool_folder_that_cannot_be_created_is_named(classifier, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the spool folder should be")
-    app = create_app(ServiceSettings.load(store=str(tmp_path / "a.db"), store_spool=str(blocker / "spool"), **FAST),
-                     classifier=classifier)
+    app = create_app(
+        ServiceSettings.load(store=str(tmp_path / "a.db"), store_spool=str(blocker / "spool"), **FAST),
+        classifier=classifier,
+    )
     with TestClient(app) as client:
         wait_for(lambda: client.get("/readyz").json()["status"] != "loading")
         ready = client.get("/readyz").json()

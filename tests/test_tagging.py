@@ -64,8 +64,13 @@ def read_back(path, fmt: SurveyFormat) -> pd.DataFrame:
     return pd.read_excel(path, dtype=str, keep_default_na=False)
 
 
-EXTENSIONS = {SurveyFormat.CSV: "csv", SurveyFormat.TSV: "tsv", SurveyFormat.JSONL: "jsonl",
-              SurveyFormat.PARQUET: "parquet", SurveyFormat.EXCEL: "xlsx"}
+EXTENSIONS = {
+    SurveyFormat.CSV: "csv",
+    SurveyFormat.TSV: "tsv",
+    SurveyFormat.JSONL: "jsonl",
+    SurveyFormat.PARQUET: "parquet",
+    SurveyFormat.EXCEL: "xlsx",
+}
 
 
 @pytest.mark.parametrize("fmt", list(SurveyFormat))
@@ -96,7 +101,12 @@ def test_every_format_keeps_every_row_in_order_with_original_values(fmt, tmp_pat
 
 def test_csv_cells_stay_strings_and_quoted_multiline_fields_survive(tmp_path, classifier):
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
-    rows = [["id", "answer", "mrr"], ["007", 'said "no", twice\nthen left', "1,234.50"], ["NA", "n/a", ""], ["1e5", "太貴了", "0012"]]
+    rows = [
+        ["id", "answer", "mrr"],
+        ["007", 'said "no", twice\nthen left', "1,234.50"],
+        ["NA", "n/a", ""],
+        ["1e5", "太貴了", "0012"],
+    ]
     with open(source, "w", encoding="utf-8", newline="") as file:
         csv.writer(file).writerows(rows)
     tag_file(source, target, classifier, "answer")
@@ -108,7 +118,9 @@ def test_csv_cells_stay_strings_and_quoted_multiline_fields_survive(tmp_path, cl
 
 def test_csv_with_bom_semicolons_and_a_ragged_row(tmp_path, classifier):
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
-    source.write_bytes("\ufeffid;answer\n1;za drogo\n2;support never replied;extra\n3\n\n4;app crashes\n".encode("utf-8"))
+    source.write_bytes(
+        "\ufeffid;answer\n1;za drogo\n2;support never replied;extra\n3\n\n4;app crashes\n".encode("utf-8")
+    )
     summary = tag_file(source, target, classifier, "answer")
     back = pd.read_csv(target, sep=";", dtype=str, keep_default_na=False)
     assert back["id"].tolist() == ["1", "2", "3", "", "4"]
@@ -164,11 +176,13 @@ def test_jsonl_keeps_missing_keys_and_flags_bad_lines(tmp_path, classifier):
 
 def test_parquet_keeps_arrow_types_including_nullable_ints_and_timestamps(tmp_path, classifier):
     source, target = tmp_path / "in.parquet", tmp_path / "out.parquet"
-    table = pa.table({
-        "seats": pa.array([3, None, 7], pa.int64()),
-        "cancelled_at": pa.array([datetime(2026, 1, 5), datetime(2026, 2, 1), None], pa.timestamp("us")),
-        "answer": pa.array(["too expensive", None, "support is slow"]),
-    })
+    table = pa.table(
+        {
+            "seats": pa.array([3, None, 7], pa.int64()),
+            "cancelled_at": pa.array([datetime(2026, 1, 5), datetime(2026, 2, 1), None], pa.timestamp("us")),
+            "answer": pa.array(["too expensive", None, "support is slow"]),
+        }
+    )
     pq.write_table(table, source)
     tag_file(source, target, classifier, "answer", chunk_rows=2)
     back = pq.read_table(target)
@@ -180,7 +194,9 @@ def test_parquet_keeps_arrow_types_including_nullable_ints_and_timestamps(tmp_pa
 
 def test_excel_to_csv_keeps_numbers_and_dates(tmp_path, classifier):
     source, target = tmp_path / "in.xlsx", tmp_path / "out.csv"
-    pd.DataFrame({"when": [datetime(2026, 3, 1)], "mrr": [99.5], "answer": ["Preis zu hoch"]}).to_excel(source, index=False)
+    pd.DataFrame({"when": [datetime(2026, 3, 1)], "mrr": [99.5], "answer": ["Preis zu hoch"]}).to_excel(
+        source, index=False
+    )
     tag_file(source, target, classifier, "answer")
     back = pd.read_csv(target, dtype=str)
     assert back.loc[0, "when"] == "2026-03-01 00:00:00" and back.loc[0, "mrr"] == "99.5"
@@ -209,8 +225,13 @@ def test_interrupted_run_leaves_no_partial_output_and_keeps_the_old_file(tmp_pat
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     survey_frame(20).to_csv(source, index=False)
     target.write_text("previous result\n", encoding="utf-8")
-    failing = FailsOnSecondChunk(classifier.encoder, classifier.taxonomy, classifier.head, classifier.abstain_below,
-                                 char_ngrams=classifier.char_ngrams)
+    failing = FailsOnSecondChunk(
+        classifier.encoder,
+        classifier.taxonomy,
+        classifier.head,
+        classifier.abstain_below,
+        char_ngrams=classifier.char_ngrams,
+    )
     with pytest.raises(RuntimeError, match="interrupted"):
         tag_file(source, target, failing, "answer", chunk_rows=5)
     assert target.read_text(encoding="utf-8") == "previous result\n"

@@ -59,12 +59,27 @@ def test_valid_text_loads():
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("owner: engineering", "owner: Engineering Team"), r"line 8: categories\.product\.sub_reasons\.bugs\.owner: String should match"),
-        (("voluntary: true\n        influenceable: true\n        examples", "voluntary: maybe\n        influenceable: true\n        examples"), r"line 9: categories\.product\.sub_reasons\.bugs\.voluntary: Input should be a valid boolean"),
-        (("        owner: engineering\n", ""), r"line 6: categories\.product\.sub_reasons\.bugs\.owner: Field required"),
+        (
+            ("owner: engineering", "owner: Engineering Team"),
+            r"line 8: categories\.product\.sub_reasons\.bugs\.owner: String should match",
+        ),
+        (
+            (
+                "voluntary: true\n        influenceable: true\n        examples",
+                "voluntary: maybe\n        influenceable: true\n        examples",
+            ),
+            r"line 9: categories\.product\.sub_reasons\.bugs\.voluntary: Input should be a valid boolean",
+        ),
+        (
+            ("        owner: engineering\n", ""),
+            r"line 6: categories\.product\.sub_reasons\.bugs\.owner: Field required",
+        ),
         (("  market:", "  markets:"), r"markets"),
-        (("en: [\"it crashes\"]", "english: [\"it crashes\"]"), r"not a language tag"),
-        (("        description: Bugs.", "        description: Bugs.\n        colour: red"), r"line 8: categories\.product\.sub_reasons\.bugs\.colour: Extra inputs"),
+        (('en: ["it crashes"]', 'english: ["it crashes"]'), r"not a language tag"),
+        (
+            ("        description: Bugs.", "        description: Bugs.\n        colour: red"),
+            r"line 8: categories\.product\.sub_reasons\.bugs\.colour: Extra inputs",
+        ),
         (("      unclear:", "      bugs:"), r"'bugs' appears under both 'product' and 'other'"),
     ],
 )

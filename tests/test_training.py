@@ -61,17 +61,25 @@ def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
-    classifier, _ = train(data, taxonomy, TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0), name="v3")
+    classifier, _ = train(
+        data, taxonomy, TrainingConfig(use_taxonomy_examples=False, folds=2, fine_tune_epochs=0), name="v3"
+    )
     classifier.save(tmp_path / "model")
     settings = json.loads((tmp_path / "model" / "config.json").read_text())
-    del settings["char_ngrams"]["sublinear_tf"], settings["char_ngrams"]["fold_diacritics"], settings["checksums"]["char_ngrams.npz"]
+    del (
+        settings["char_ngrams"]["sublinear_tf"],
+        settings["char_ngrams"]["fold_diacritics"],
+        settings["checksums"]["char_ngrams.npz"],
+    )
     settings["format_version"] = 2
     (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
     (tmp_path / "model" / "char_ngrams.npz").unlink()
     loaded = ReasonClassifier.load(tmp_path / "model")
     as_written_ngrams = CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False, fold_diacritics=False)
     assert loaded.char_ngrams == as_written_ngrams
-    as_written = ReasonClassifier(classifier.encoder, taxonomy, classifier.head, classifier.abstain_below, char_ngrams=as_written_ngrams)
+    as_written = ReasonClassifier(
+        classifier.encoder, taxonomy, classifier.head, classifier.abstain_below, char_ngrams=as_written_ngrams
+    )
     texts = ["too pricey", "it keeps crashing"]
     np.testing.assert_allclose(loaded.predict_proba(texts), as_written.predict_proba(texts), rtol=1e-6)
 
@@ -90,7 +98,9 @@ def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_
     settings["format_version"] = 1  # as written before n-grams existed
     (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
     texts = ["too pricey", "it keeps crashing"]
-    np.testing.assert_allclose(ReasonClassifier.load(tmp_path / "model").predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6)
+    np.testing.assert_allclose(
+        ReasonClassifier.load(tmp_path / "model").predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6
+    )
 
 
 def test_training_is_reproducible(tmp_path):
@@ -137,13 +147,16 @@ def test_heldout_answers_never_appear_in_training_data():
 def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     classifier = ReasonClassifier.load(DEFAULT_MODEL_PATH, detect_language=False)
-    assert classifier.taxonomy == taxonomy, "labels/taxonomy.yaml changed: run python -m reason_classifier.training.build_default"
+    assert classifier.taxonomy == taxonomy, (
+        "labels/taxonomy.yaml changed: run python -m reason_classifier.training.build_default"
+    )
     expected = default_training_set(taxonomy).fingerprint()
     assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
 
 
 def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
-    """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got worse."""
+    """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got
+    worse."""
     from reason_classifier.training.evaluate import evaluate
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
@@ -193,8 +206,9 @@ def test_a_copy_is_fitted_only_in_the_folds_that_fit_its_original():
         seen.append(rows)
         return np.eye(len(answers) + len(copied_from))
 
-    logits = cross_validated_logits(embed, labels + [labels[row] for row in copied_from], taxonomy,
-                                    TrainingConfig(folds=2), copied_from=copied_from)
+    logits = cross_validated_logits(
+        embed, labels + [labels[row] for row in copied_from], taxonomy, TrainingConfig(folds=2), copied_from=copied_from
+    )
     assert logits.shape == (len(answers), len(taxonomy.sub_reason_names)) and len(seen) == 2
     for rows in seen:
         originals, copies = rows[rows < len(answers)], rows[rows >= len(answers)] - len(answers)

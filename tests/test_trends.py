@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +18,13 @@ from reason_classifier.trends import Period, Segment, TrendOptions, compute_tren
 
 runner = CliRunner()
 TAG_COLUMNS = ["category", "sub_reason", "confidence", "language", "error"]
-REASONS = [("pricing", "too_expensive"), ("product", "bugs_performance"), ("support", "slow_response"),
-           ("market", "budget_cuts"), ("other", "unclear")]
+REASONS = [
+    ("pricing", "too_expensive"),
+    ("product", "bugs_performance"),
+    ("support", "slow_response"),
+    ("market", "budget_cuts"),
+    ("other", "unclear"),
+]
 
 
 def write_export(path: Path, rows: list[dict], columns: list[str] | None = None) -> Path:
@@ -32,11 +37,29 @@ def write_export(path: Path, rows: list[dict], columns: list[str] | None = None)
     return path
 
 
-def row(when: str, category: str = "pricing", sub_reason: str | None = None, mrr: object = 10, plan: str = "pro",
-        answer: str = "an answer", error: str = "", **extra: object) -> dict:
+def row(
+    when: str,
+    category: str = "pricing",
+    sub_reason: str | None = None,
+    mrr: object = 10,
+    plan: str = "pro",
+    answer: str = "an answer",
+    error: str = "",
+    **extra: object,
+) -> dict:
     sub = sub_reason if sub_reason is not None else dict(REASONS)[category]
-    return {"cancelled_at": when, "category": category, "sub_reason": "" if error else sub, "mrr": mrr, "plan": plan,
-            "answer": answer, "error": error, "confidence": 0.8, "language": "en", **extra}
+    return {
+        "cancelled_at": when,
+        "category": category,
+        "sub_reason": "" if error else sub,
+        "mrr": mrr,
+        "plan": plan,
+        "answer": answer,
+        "error": error,
+        "confidence": 0.8,
+        "language": "en",
+        **extra,
+    }
 
 
 def generated(n: int = 400, seed: int = 1) -> list[dict]:
@@ -46,9 +69,18 @@ def generated(n: int = 400, seed: int = 1) -> list[dict]:
     for i in range(n):
         day = start + timedelta(days=rng.randrange(180))
         category, sub = rng.choice(REASONS)
-        rows.append(row(f"{day.isoformat()}T{rng.randrange(24):02d}:15:00Z", category, sub, mrr=rng.choice([9, 29, 99, 499]),
-                        plan=rng.choice(["starter", "pro", "business"]), answer=f"{sub} answer {i}",
-                        tenure_months=rng.randrange(0, 40), contract=rng.choice(["monthly", "annual"])))
+        rows.append(
+            row(
+                f"{day.isoformat()}T{rng.randrange(24):02d}:15:00Z",
+                category,
+                sub,
+                mrr=rng.choice([9, 29, 99, 499]),
+                plan=rng.choice(["starter", "pro", "business"]),
+                answer=f"{sub} answer {i}",
+                tenure_months=rng.randrange(0, 40),
+                contract=rng.choice(["monthly", "annual"]),
+            )
+        )
     return rows
 
 
@@ -70,7 +102,11 @@ def test_periods_weeks_start_on_monday_and_are_named_by_iso_week():
     assert Period.WEEK.start_of(date(2026, 3, 29)) == date(2026, 3, 23)  # a Sunday
     assert Period.WEEK.start_of(date(2026, 3, 30)) == date(2026, 3, 30)
     assert Period.WEEK.label(Period.WEEK.start_of(date(2027, 1, 1))) == "2026-W53"
-    assert Period.QUARTER.starts_between(date(2025, 12, 31), date(2026, 4, 1)) == [date(2025, 10, 1), date(2026, 1, 1), date(2026, 4, 1)]
+    assert Period.QUARTER.starts_between(date(2025, 12, 31), date(2026, 4, 1)) == [
+        date(2025, 10, 1),
+        date(2026, 1, 1),
+        date(2026, 4, 1),
+    ]
     assert Period.MONTH.end_of(date(2028, 2, 1)) == date(2028, 2, 29)
     assert [Period.QUARTER.label(d) for d in (date(2026, 1, 1), date(2026, 10, 1))] == ["2026-Q1", "2026-Q4"]
 
@@ -78,28 +114,35 @@ def test_periods_weeks_start_on_monday_and_are_named_by_iso_week():
 def test_period_boundaries_and_time_zones(tmp_path):
     rows = [
         row("2026-05-31T23:30:00-04:00"),  # 03:30 UTC on 1 June; still 31 May in New York
-        row("2026-06-01 00:30"),            # no offset: a local time of the report's zone
-        row("2026-03-29"), row("2026-03-30"),  # Sunday, Monday
-        row("2026-03-31T23:59:59+00:00"), row("2026-04-01T00:00:00+00:00"),
+        row("2026-06-01 00:30"),  # no offset: a local time of the report's zone
+        row("2026-03-29"),
+        row("2026-03-30"),  # Sunday, Monday
+        row("2026-03-31T23:59:59+00:00"),
+        row("2026-04-01T00:00:00+00:00"),
     ]
     utc = frame(tmp_path, rows, period="month")
     counts = pick(utc, segment="all", level="category", category="pricing").set_index("period")["answers"].to_dict()
     assert counts == {"2026-03": 3, "2026-04": 1, "2026-05": 0, "2026-06": 2}
     new_york = frame(tmp_path, rows, period="month", timezone="America/New_York")
-    counts = pick(new_york, segment="all", level="category", category="pricing").set_index("period")["answers"].to_dict()
+    counts = (
+        pick(new_york, segment="all", level="category", category="pricing").set_index("period")["answers"].to_dict()
+    )
     assert counts == {"2026-03": 4, "2026-04": 0, "2026-05": 1, "2026-06": 1}  # 00:00 UTC on 1 April is 31 March there
     tokyo = frame(tmp_path, rows, period="quarter", timezone="Asia/Tokyo")  # 23:59:59 UTC on 31 March is April in Tokyo
     counts = pick(tokyo, segment="all", level="category", category="pricing").set_index("period")["answers"].to_dict()
     assert counts == {"2026-Q1": 2, "2026-Q2": 4}
     weeks = frame(tmp_path, rows[2:4], period="week")
     assert pick(weeks, segment="all", level="category", category="pricing")[["period", "answers"]].values.tolist() == [
-        ["2026-W13", 1], ["2026-W14", 1]]
+        ["2026-W13", 1],
+        ["2026-W14", 1],
+    ]
 
 
 def test_since_and_until_are_inclusive_days_and_list_empty_edge_periods(tmp_path):
     rows = [row("2026-02-10"), row("2026-02-28T23:00:00Z"), row("2026-03-01"), row("2026-04-02")]
-    document = compute_trends(write_export(tmp_path / "e.csv", rows),
-                              TrendOptions(since=date(2026, 1, 15), until=date(2026, 2, 28))).document
+    document = compute_trends(
+        write_export(tmp_path / "e.csv", rows), TrendOptions(since=date(2026, 1, 15), until=date(2026, 2, 28))
+    ).document
     assert [(p.period, p.answers) for p in document.periods] == [("2026-01", 0), ("2026-02", 2)]
     assert document.summary.rows_outside_range == 2 and document.summary.rows_reported == 2
 
@@ -121,11 +164,20 @@ def test_shares_sum_to_100_per_period_segment_and_level(tmp_path):
 
 
 def test_revenue_weighting_and_missing_weights(tmp_path):
-    rows = [row("2026-06-01", "pricing", mrr=10), row("2026-06-02", "pricing", mrr=10), row("2026-06-03", "pricing", mrr=10),
-            row("2026-06-04", "support", mrr=970), row("2026-06-05", "market", mrr="")]
+    rows = [
+        row("2026-06-01", "pricing", mrr=10),
+        row("2026-06-02", "pricing", mrr=10),
+        row("2026-06-03", "pricing", mrr=10),
+        row("2026-06-04", "support", mrr=970),
+        row("2026-06-05", "market", mrr=""),
+    ]
     document = compute_trends(write_export(tmp_path / "e.csv", rows), TrendOptions()).document
     table = {r.category: r for r in document.rows if r.level == "category"}
-    assert table["pricing"].share_pct == 60 and table["pricing"].revenue_lost == 30 and table["pricing"].revenue_share_pct == 3
+    assert (
+        table["pricing"].share_pct == 60
+        and table["pricing"].revenue_lost == 30
+        and table["pricing"].revenue_share_pct == 3
+    )
     assert table["support"].share_pct == 20 and table["support"].revenue_share_pct == 97
     assert table["market"].answers == 1 and table["market"].revenue_lost == 0 and table["market"].weight_missing == 1
     assert document.columns.weight == "mrr"  # found by name
@@ -140,7 +192,9 @@ def test_unclassified_rows_count_as_other_and_keep_their_revenue(tmp_path):
     rows_out = frame(tmp_path, rows)
     unclassified = pick(rows_out, level="sub_reason", sub_reason="unclassified").iloc[0]
     assert unclassified["category"] == "other" and unclassified["answers"] == 1 and unclassified["revenue_lost"] == 50
-    assert unclassified["share_pct"] == 50 and unclassified["revenue_share_pct"] == pytest.approx(100 * 50 / 60, abs=1e-3)
+    assert unclassified["share_pct"] == 50 and unclassified["revenue_share_pct"] == pytest.approx(
+        100 * 50 / 60, abs=1e-3
+    )
 
 
 def test_empty_periods_appear_with_zeros_and_changes_use_the_previous_period(tmp_path):
@@ -157,8 +211,9 @@ def test_empty_periods_appear_with_zeros_and_changes_use_the_previous_period(tmp
 def test_segments_and_bands(tmp_path):
     data = generated(300)
     columns = ["customer_id", "cancelled_at", "plan", "contract", "tenure_months", "mrr", "answer", *TAG_COLUMNS]
-    report = compute_trends(write_export(tmp_path / "e.csv", data, columns),
-                            TrendOptions(by=("plan", "contract", "tenure_months:3,12,24")))
+    report = compute_trends(
+        write_export(tmp_path / "e.csv", data, columns), TrendOptions(by=("plan", "contract", "tenure_months:3,12,24"))
+    )
     rows = report.rows
     assert report.document.columns.segments == ["plan", "contract", "tenure_months band"]
     assert set(pick(rows, segment="plan")["segment_value"]) == {"business", "pro", "starter"}
@@ -167,7 +222,10 @@ def test_segments_and_bands(tmp_path):
         by_value = pick(rows, segment=segment, level="category")["answers"].sum()
         assert by_value == 300
     expected = sum(1 for r in data if r["plan"] == "pro" and r["category"] == "pricing")
-    assert pick(rows, segment="plan", segment_value="pro", level="category", category="pricing")["answers"].sum() == expected
+    assert (
+        pick(rows, segment="plan", segment_value="pro", level="category", category="pricing")["answers"].sum()
+        == expected
+    )
     low = sum(1 for r in data if r["tenure_months"] < 3)
     assert pick(rows, segment="tenure_months band", segment_value="<3", level="category")["answers"].sum() == low
 
@@ -215,7 +273,9 @@ def test_bad_dates_and_weights_name_the_row_and_the_value(tmp_path):
     path = write_export(tmp_path / "w.csv", [row("2026-06-01"), row("2026-06-02", mrr="$49")])
     with pytest.raises(InputError, match=r"row 2: mrr '\$49' is not a revenue amount"):
         compute_trends(path)
-    path = write_export(tmp_path / "c.csv", [row("2026-06-01"), row("2026-06-02", category="pricng", sub_reason="too_expensive")])
+    path = write_export(
+        tmp_path / "c.csv", [row("2026-06-01"), row("2026-06-02", category="pricng", sub_reason="too_expensive")]
+    )
     with pytest.raises(InputError, match=r"row 2: category 'pricng' is not a category"):
         compute_trends(path)
 
@@ -259,11 +319,15 @@ def test_every_export_format_gives_the_same_numbers(tmp_path):
 
 
 def test_parquet_with_typed_columns_and_row_numbers(tmp_path):
-    table = pd.DataFrame({
-        "cancelled_at": pd.to_datetime(["2026-05-31T23:30:00Z", "2026-06-15T10:00:00Z"], utc=True),
-        "mrr": [10.0, None], "category": ["pricing", "support"], "sub_reason": ["too_expensive", "slow_response"],
-        "error": [None, None],
-    })
+    table = pd.DataFrame(
+        {
+            "cancelled_at": pd.to_datetime(["2026-05-31T23:30:00Z", "2026-06-15T10:00:00Z"], utc=True),
+            "mrr": [10.0, None],
+            "category": ["pricing", "support"],
+            "sub_reason": ["too_expensive", "slow_response"],
+            "error": [None, None],
+        }
+    )
     table.to_parquet(tmp_path / "t.parquet")
     document = compute_trends(tmp_path / "t.parquet", TrendOptions(timezone="Europe/Berlin")).document
     assert [(p.period, p.answers) for p in document.periods] == [("2026-06", 2)]  # 01:30 on 1 June in Berlin
@@ -276,13 +340,30 @@ def test_parquet_with_typed_columns_and_row_numbers(tmp_path):
 def _store_rows(data: list[dict]) -> list[dict]:
     rows = []
     for i, r in enumerate(data):
-        when = datetime.fromisoformat(r["cancelled_at"].replace("Z", "+00:00")).astimezone(timezone.utc)
-        rows.append({
-            "created_at": when, "request_id": f"r{i}", "item": 0, "text": r["answer"], "customer_id": f"c{i}",
-            "plan": r["plan"], "mrr": float(r["mrr"]), "language_given": None, "metadata": {"contract": r["contract"]},
-            "category": r["category"], "sub_reason": r["sub_reason"], "confidence": 0.8, "sub_reason_confidence": 0.7,
-            "scores": {}, "abstained": False, "language": "en", "offer_id": "none", "alert_team": None, "model_version": "test",
-        })
+        when = datetime.fromisoformat(r["cancelled_at"].replace("Z", "+00:00")).astimezone(UTC)
+        rows.append(
+            {
+                "created_at": when,
+                "request_id": f"r{i}",
+                "item": 0,
+                "text": r["answer"],
+                "customer_id": f"c{i}",
+                "plan": r["plan"],
+                "mrr": float(r["mrr"]),
+                "language_given": None,
+                "metadata": {"contract": r["contract"]},
+                "category": r["category"],
+                "sub_reason": r["sub_reason"],
+                "confidence": 0.8,
+                "sub_reason_confidence": 0.7,
+                "scores": {},
+                "abstained": False,
+                "language": "en",
+                "offer_id": "none",
+                "alert_team": None,
+                "model_version": "test",
+            }
+        )
     return rows
 
 
@@ -296,7 +377,9 @@ def test_sqlite_store_as_source_gives_the_numbers_of_the_same_export(tmp_path):
     store.close()
     # Not UTC: the store's times are UTC and must be converted like the export's, not read as local times.
     zone = "America/New_York"
-    from_store = compute_trends(tmp_path / "answers.db", TrendOptions(by=("plan", "metadata.contract"), timezone=zone)).document
+    from_store = compute_trends(
+        tmp_path / "answers.db", TrendOptions(by=("plan", "metadata.contract"), timezone=zone)
+    ).document
     assert from_store.columns.date == "created_at" and from_store.columns.weight == "mrr"
     export = write_export(tmp_path / "e.csv", data, ["cancelled_at", "plan", "contract", "mrr", "answer", *TAG_COLUMNS])
     from_export = compute_trends(export, TrendOptions(by=("plan", "contract"), timezone=zone)).document
@@ -368,15 +451,29 @@ def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values
     seed_store.flush()
     seed_store.close()
     with running(classifier, store=str(database), trends_metadata_keys=["contract", "tenure"]) as client:
-        refused = [client.get("/v1/trends", params=params) for params in (
-            {"by": "text"}, {"by": "customer_id"}, {"by": "request_id"}, {"by": "metadata.email"}, {"by": "mrr"},
-            {"weight": "text"}, {"weight": "customer_id"}, {"by": "metadata.tenure:1,2"})]
+        refused = [
+            client.get("/v1/trends", params=params)
+            for params in (
+                {"by": "text"},
+                {"by": "customer_id"},
+                {"by": "request_id"},
+                {"by": "metadata.email"},
+                {"by": "mrr"},
+                {"weight": "text"},
+                {"weight": "customer_id"},
+                {"by": "metadata.tenure:1,2"},
+            )
+        ]
         assert [r.status_code for r in refused] == [422] * 8
         assert [r.json()["error"]["field"] for r in refused] == ["by"] * 5 + ["weight", "weight", "metadata.tenure"]
         assert refused[0].json()["error"]["code"] == "segment_not_allowed"
         assert refused[-1].json()["error"]["code"] == "unreadable_values"
         for response in refused:
-            assert "private answer" not in response.text and "example.com" not in response.text and "'long'" not in response.text
+            assert (
+                "private answer" not in response.text
+                and "example.com" not in response.text
+                and "'long'" not in response.text
+            )
             assert not any(f"c{i}" in response.text.split() for i in range(60))
         allowed = client.get("/v1/trends", params={"by": ["plan", "language", "metadata.contract", "mrr:50,200"]})
         assert allowed.status_code == 200, allowed.text
@@ -386,7 +483,8 @@ def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values
 
 
 def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_the_way_out(classifier, tmp_path):
-    """Observed: a stored metadata value with a lone surrogate made `by=metadata.KEY` answer 500 forever, and the CLI crash."""
+    """Observed: a stored metadata value with a lone surrogate made `by=metadata.KEY` answer 500 forever, and the CLI
+    crash."""
     from reason_classifier.service.store import AnswerStore
     from tests.service_helpers import running
 
@@ -395,11 +493,16 @@ def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_
     seed_store.add(_store_rows(generated(30, seed=6)))
     seed_store.flush()
     with seed_store.engine.begin() as connection:  # as an older version stored it
-        connection.exec_driver_sql("""UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}' WHERE id = 1""")
+        connection.exec_driver_sql(
+            """UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}' WHERE id = 1"""
+        )
     seed_store.close()
     with running(classifier, store=str(database), trends_cache_seconds=0) as client:
-        sent = client.post("/v1/classify", content=b'{"text": "too expensive", "metadata": {"contract": "mon\\udc00thly", "\\ud800": 1}}',
-                           headers={"content-type": "application/json"})
+        sent = client.post(
+            "/v1/classify",
+            content=b'{"text": "too expensive", "metadata": {"contract": "mon\\udc00thly", "\\ud800": 1}}',
+            headers={"content-type": "application/json"},
+        )
         assert sent.status_code == 200, sent.text
         store = client.app.state.service.store
         store.flush()
@@ -409,7 +512,9 @@ def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_
             assert response.status_code == 200, response.text
         values = {r["segment_value"] for r in response.json()["rows"] if r["segment"] == "metadata.contract"}
         assert {"an\ufffdnual", "mon\ufffdthly", "annual", "monthly"} <= values
-    result = runner.invoke(app, ["trends", str(database), "-o", str(tmp_path / "out"), "--by", "metadata.contract", "--no-emerging"])
+    result = runner.invoke(
+        app, ["trends", str(database), "-o", str(tmp_path / "out"), "--by", "metadata.contract", "--no-emerging"]
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -428,13 +533,22 @@ def test_endpoint_reuses_an_answer_for_the_cache_time_only(classifier, tmp_path,
 def test_report_renders_in_chromium_with_its_charts_and_no_network(tmp_path):
     from tests.browser import render
 
-    export = write_export(tmp_path / "e.csv", generated(300), ["cancelled_at", "plan", "contract", "mrr", "answer", *TAG_COLUMNS])
+    export = write_export(
+        tmp_path / "e.csv", generated(300), ["cancelled_at", "plan", "contract", "mrr", "answer", *TAG_COLUMNS]
+    )
     report = compute_trends(export, TrendOptions(by=("plan", "contract")))
     paths = write_trends(report, tmp_path / "out")
-    page = render(paths["html"], {
-        "charts": ".js-plotly-plot", "area": "#chart-shares .scatterlayer .trace", "bars": "#chart-revenue .bars",
-        "movers": "#chart-movers", "segment tables": "table.segment-table", "examples": ".example blockquote",
-    })
+    page = render(
+        paths["html"],
+        {
+            "charts": ".js-plotly-plot",
+            "area": "#chart-shares .scatterlayer .trace",
+            "bars": "#chart-revenue .bars",
+            "movers": "#chart-movers",
+            "segment tables": "table.segment-table",
+            "examples": ".example blockquote",
+        },
+    )
     assert page.console_errors == [] and page.page_errors == [] and page.network_requests == []
     assert page.counts["charts"] == 4 and page.counts["area"] == 5 and page.counts["bars"] >= 1
     assert page.counts["movers"] == 1 and page.counts["segment tables"] == 2 and page.counts["examples"] >= 1
@@ -443,8 +557,11 @@ def test_report_renders_in_chromium_with_its_charts_and_no_network(tmp_path):
 def test_emerging_reasons_cluster_answers_far_from_every_sub_reason(classifier):
     from reason_classifier.trends.emerging import find_emerging_reasons
 
-    texts = ([f"We need EU data residency for GDPR compliance, region {i}" for i in range(25)]
-             + [f"The airline lost my luggage again on flight {i}" for i in range(25)] + ["too expensive"] * 20)
+    texts = (
+        [f"We need EU data residency for GDPR compliance, region {i}" for i in range(25)]
+        + [f"The airline lost my luggage again on flight {i}" for i in range(25)]
+        + ["too expensive"] * 20
+    )
     result = find_emerging_reasons(texts, classifier, period="2026-06", answers_in_period=140, far_below=0.5)
     assert result.sampled == 70 and "70 of 140" in (result.note or "")
     assert result.far >= 40
@@ -455,8 +572,10 @@ def test_emerging_reasons_cluster_answers_far_from_every_sub_reason(classifier):
 
 
 def test_a_partial_last_period_is_said_and_until_reports_up_to_the_last_complete_one(tmp_path):
-    path = write_export(tmp_path / "e.csv", [row("2026-05-10"), row("2026-06-02", "support"), row("2026-06-30"),
-                                             row("2026-07-03", "product")])
+    path = write_export(
+        tmp_path / "e.csv",
+        [row("2026-05-10"), row("2026-06-02", "support"), row("2026-06-30"), row("2026-07-03", "product")],
+    )
     partial = compute_trends(path).document
     note = next(n for n in partial.notes if "is partial" in n)
     assert "2026-07" in note and "--until 2026-06-30" in note
@@ -469,10 +588,16 @@ def test_a_span_of_more_periods_than_can_be_listed_is_refused_with_the_span(tmp_
     export = write_export(tmp_path / "e.csv", [row("2026-02-10")])
     with pytest.raises(InputError, match=r"1686-01-01 to 2026-02-10 is 4,082 months"):
         compute_trends(export, TrendOptions(since=date(1686, 1, 1)))
-    assert [p.period for p in compute_trends(export, TrendOptions(since=date(2016, 3, 1), period="month")).document.periods][:2] == ["2016-03", "2016-04"]
+    assert [
+        p.period for p in compute_trends(export, TrendOptions(since=date(2016, 3, 1), period="month")).document.periods
+    ][:2] == ["2016-03", "2016-04"]
 
 
 def test_periods_are_counted_as_they_are_listed():
     for period in Period:
-        for first, last in [(date(2024, 12, 30), date(2026, 1, 4)), (date(2026, 3, 31), date(2026, 4, 1)), (date(2020, 1, 1), date(2020, 1, 1))]:
+        for first, last in [
+            (date(2024, 12, 30), date(2026, 1, 4)),
+            (date(2026, 3, 31), date(2026, 4, 1)),
+            (date(2020, 1, 1), date(2020, 1, 1)),
+        ]:
             assert period.count_between(first, last) == len(period.starts_between(first, last)), (period, first, last)

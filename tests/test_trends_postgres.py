@@ -21,7 +21,8 @@ def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_
     from_sqlite = compute_trends(tmp_path / "answers.db", options).document
     assert from_postgres.rows == from_sqlite.rows and from_postgres.summary.rows_reported == 120
     assert compute_trends(postgres_url.replace("postgres@", "postgres:secret@"), options).document.source == (
-        postgres_url.replace("postgres@", "postgres:***@"))  # no password in reports
+        postgres_url.replace("postgres@", "postgres:***@")
+    )  # no password in reports
 
 
 def test_postgresql_a_stored_lone_surrogate_in_metadata_is_tolerated(postgres_url, tmp_path):  # noqa: F811

@@ -27,8 +27,13 @@ DEFAULT_NAME = "reason-classifier-default"
 def build(output: Path = DEFAULT_MODEL_PATH, config: TrainingConfig | None = None) -> dict:
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     _, metrics = train_evaluate_save(
-        read_labelled(TRAIN_PATH, taxonomy), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout", taxonomy,
-        output, config, name=DEFAULT_NAME,
+        read_labelled(TRAIN_PATH, taxonomy),
+        read_labelled(HELDOUT_PATH, taxonomy),
+        "labels/heldout",
+        taxonomy,
+        output,
+        config,
+        name=DEFAULT_NAME,
     )
     return metrics
 
@@ -38,7 +43,12 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_MODEL_PATH)
     arguments = parser.parse_args()
     metrics = build(arguments.output)
-    print(json.dumps({k: {m: v[m] for m in ("rows", "accuracy", "macro_f1", "per_language")} for k, v in metrics.items()}, indent=2))
+    print(
+        json.dumps(
+            {k: {m: v[m] for m in ("rows", "accuracy", "macro_f1", "per_language")} for k, v in metrics.items()},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ every score so that answers given 80 % confidence are right about 80 % of the ti
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -24,7 +26,9 @@ def fit_temperature(logits: np.ndarray, category_matrix: np.ndarray, true_catego
 
     def loss(log_temperature: float) -> float:
         probabilities = category_probabilities(logits, category_matrix, float(np.exp(log_temperature)))
-        return float(-np.log(np.clip(probabilities[np.arange(len(true_categories)), true_categories], 1e-12, None)).mean())
+        return float(
+            -np.log(np.clip(probabilities[np.arange(len(true_categories)), true_categories], 1e-12, None)).mean()
+        )
 
     result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(result.x))
@@ -34,11 +38,18 @@ def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BIN
     """Per confidence bin: how many answers, their mean confidence, and how often they were right."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     table = []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in pairwise(edges):
         inside = (confidence > low) & (confidence <= high) if low > 0 else (confidence >= low) & (confidence <= high)
         if inside.any():
-            table.append({"low": round(float(low), 3), "high": round(float(high), 3), "count": int(inside.sum()),
-                          "confidence": float(confidence[inside].mean()), "accuracy": float(correct[inside].mean())})
+            table.append(
+                {
+                    "low": round(float(low), 3),
+                    "high": round(float(high), 3),
+                    "count": int(inside.sum()),
+                    "confidence": float(confidence[inside].mean()),
+                    "accuracy": float(correct[inside].mean()),
+                }
+            )
     return table
 
 
@@ -47,4 +58,7 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
     if not len(confidence):
         return 0.0
-    return float(sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(confidence, correct, bins)) / len(confidence))
+    return float(
+        sum(b["count"] * abs(b["accuracy"] - b["confidence"]) for b in reliability(confidence, correct, bins))
+        / len(confidence)
+    )

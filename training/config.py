@@ -57,7 +57,9 @@ class TrainingConfig:
                 f"{self.fine_tune_epochs!r}, {self.batch_size!r}, {self.fine_tune_learning_rate!r}"
             )
         if self.char_ngram_weight < 0:
-            raise ValueError(f"char_ngram_weight must be >= 0 (0 = no character n-grams), got {self.char_ngram_weight!r}")
+            raise ValueError(
+                f"char_ngram_weight must be >= 0 (0 = no character n-grams), got {self.char_ngram_weight!r}"
+            )
         if not 0 <= self.diacritic_free_copies <= 1:
             raise ValueError(f"diacritic_free_copies must be a share in [0, 1], got {self.diacritic_free_copies!r}")
         if self.folds < 2:

@@ -25,10 +25,10 @@ TAXONOMY_PATH = REPOSITORY / "labels" / "taxonomy.yaml"
 REQUIRED_COLUMNS = ("text", "category")
 
 
-
 def default_taxonomy_path() -> Path:
     """labels/taxonomy.yaml in a checkout of the repository, else (installed) the shipped model's taxonomy."""
     return TAXONOMY_PATH if TAXONOMY_PATH.is_file() else DEFAULT_TAXONOMY_PATH
+
 
 @dataclass(frozen=True)
 class LabelledSet:
@@ -76,7 +76,10 @@ def split_heldout(data: LabelledSet, share: float = 0.2, seed: int = 0) -> tuple
         raise ValueError(f"the held-out share must be between 0 and 1, got {share!r}")
     indices = list(range(len(data)))
     train_rows, heldout_rows = train_test_split(indices, test_size=share, random_state=seed, stratify=data.categories)
-    pick = lambda rows, tag: LabelledSet(tuple(data.examples[i] for i in sorted(rows)), tuple(f"{s} ({tag})" for s in data.sources))
+
+    def pick(rows: list[int], tag: str) -> LabelledSet:
+        return LabelledSet(tuple(data.examples[i] for i in sorted(rows)), tuple(f"{s} ({tag})" for s in data.sources))
+
     return pick(train_rows, f"{1 - share:.0%} split"), pick(heldout_rows, f"{share:.0%} held-out split, seed {seed}")
 
 
@@ -94,7 +97,8 @@ def taxonomy_examples(taxonomy: Taxonomy) -> LabelledSet:
 
 
 def default_training_set(taxonomy: Taxonomy) -> LabelledSet:
-    """The rows the shipped default learns from (labels/train and the seeds its config adds), which every peer shares."""
+    """The rows the shipped default learns from (labels/train and the seeds its config adds); every peer shares
+    them."""
     return read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
 
 
@@ -132,7 +136,9 @@ def _read_file(path: Path, taxonomy: Taxonomy) -> list[LabelledExample]:
             if not text:
                 raise InputError(f"{where}: empty text")
             if category not in taxonomy.categories:
-                raise InputError(f"{where}: unknown category {category!r}; expected one of {', '.join(taxonomy.categories)}")
+                raise InputError(
+                    f"{where}: unknown category {category!r}; expected one of {', '.join(taxonomy.categories)}"
+                )
             if sub_reason is not None and sub_reason not in taxonomy.categories[category].sub_reasons:
                 raise InputError(f"{where}: sub-reason {sub_reason!r} is not under category {category!r}")
             rows.append(LabelledExample(text, category, sub_reason, (row.get("lang") or "").strip() or None))

@@ -59,6 +59,8 @@ def resolve_encoder(spec: str) -> str:
 
         return str(DEFAULT_MODEL_PATH / "encoder")
     return spec
+
+
 ADDED_COLUMNS = ("cluster", "cluster_status", "cluster_similarity", "language", "error")
 INVALID = "invalid"
 ENCODE_BATCH = 1024
@@ -118,14 +120,21 @@ class DiscoveryResult:
     rows: np.ndarray | None = None  # their positions in the export
 
     def as_dict(self) -> dict:
-        return {"folder": str(self.folder), "files": {k: str(v) for k, v in self.files.items()},
-                "timings": self.timings, "summary": self.review.summary,
-                "clusters": [c.model_dump(include={"id", "name", "size", "share", "category", "sub_reason"})
-                             for c in self.review.clusters]}
+        return {
+            "folder": str(self.folder),
+            "files": {k: str(v) for k, v in self.files.items()},
+            "timings": self.timings,
+            "summary": self.review.summary,
+            "clusters": [
+                c.model_dump(include={"id", "name", "size", "share", "category", "sub_reason"})
+                for c in self.review.clusters
+            ],
+        }
 
 
-def read_export(path: Path, text_column: str, fmt: SurveyFormat | None = None, encoding: str = "utf-8-sig",
-                sheet: str | None = None) -> tuple[pd.DataFrame, dict[int, str]]:
+def read_export(
+    path: Path, text_column: str, fmt: SurveyFormat | None = None, encoding: str = "utf-8-sig", sheet: str | None = None
+) -> tuple[pd.DataFrame, dict[int, str]]:
     """Every row of the export in order (original values kept) and the problems of malformed rows (row → message)."""
     fmt = fmt or detect_format(path)
     tables, problems = [], {}
@@ -141,14 +150,22 @@ def read_export(path: Path, text_column: str, fmt: SurveyFormat | None = None, e
         raise InputError(f"{path}: no column {text_column!r}; the columns are: {', '.join(map(repr, table.columns))}")
     clash = [c for c in ADDED_COLUMNS if c in table.columns]
     if clash:
-        raise InputError(f"{path}: the input already has column(s) {', '.join(clash)}, which discovery adds; "
-                         "rename them first")
+        raise InputError(
+            f"{path}: the input already has column(s) {', '.join(clash)}, which discovery adds; rename them first"
+        )
     return table, problems
 
 
-def discover(input_path: str | Path, text_column: str, output_dir: str | Path, options: DiscoveryOptions | None = None,
-             input_format: str | None = None, encoding: str = "utf-8-sig", sheet: str | None = None,
-             on_progress: Progress | None = None) -> DiscoveryResult:
+def discover(
+    input_path: str | Path,
+    text_column: str,
+    output_dir: str | Path,
+    options: DiscoveryOptions | None = None,
+    input_format: str | None = None,
+    encoding: str = "utf-8-sig",
+    sheet: str | None = None,
+    on_progress: Progress | None = None,
+) -> DiscoveryResult:
     """Embed, cluster and describe every answer of the export; write the review file, assignments and report."""
     options = options or DiscoveryOptions()
     input_path, folder = Path(input_path), Path(output_dir)
@@ -179,23 +196,30 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
     rows = np.flatnonzero(valid)
     lap("read")
 
+    answer_texts = [text for text in texts if text is not None]  # the valid rows' texts, in the order of `rows`
     distinct: dict[str, int] = {}
-    for row in rows:
-        distinct.setdefault(texts[row], len(distinct))
+    for text in answer_texts:
+        distinct.setdefault(text, len(distinct))
     unique_texts = list(distinct)
     encoder = load_encoder(resolve_encoder(options.encoder))
-    new_below = options.new_below if options.new_below is not None else NEW_BELOW.get(options.encoder, DEFAULT_NEW_BELOW)
+    new_below = (
+        options.new_below if options.new_below is not None else NEW_BELOW.get(options.encoder, DEFAULT_NEW_BELOW)
+    )
     vectors = np.zeros((len(unique_texts), encoder.dimension), dtype=np.float32)
     for start in range(0, len(unique_texts), ENCODE_BATCH):
-        vectors[start:start + ENCODE_BATCH] = encoder.encode(unique_texts[start:start + ENCODE_BATCH])
+        vectors[start : start + ENCODE_BATCH] = encoder.encode(unique_texts[start : start + ENCODE_BATCH])
         report("embedding answers", min(start + ENCODE_BATCH, len(unique_texts)), len(unique_texts))
-    which = np.array([distinct[texts[row]] for row in rows], dtype=np.int64)
+    which = np.array([distinct[text] for text in answer_texts], dtype=np.int64)
     embeddings = vectors[which]
     lap("embed")
 
     report("clustering", 0, 1)
-    clusterer = AnswerClusterer(min_cluster_size=options.min_cluster_size, max_sample=options.max_sample,
-                                assign_spread=options.assign_spread, random_state=options.seed)
+    clusterer = AnswerClusterer(
+        min_cluster_size=options.min_cluster_size,
+        max_sample=options.max_sample,
+        assign_spread=options.assign_spread,
+        random_state=options.seed,
+    )
     labels = clusterer.fit_predict(embeddings) if len(rows) else np.zeros(0, dtype=np.int64)
     if not len(rows):
         clusterer.fit(np.zeros((0, encoder.dimension), dtype=np.float32))
@@ -208,7 +232,6 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
     unique_languages = detector.detect_many(unique_texts)
     languages = [unique_languages[i] or "" for i in which]
     lap("languages")
-    answer_texts = [texts[row] for row in rows]
     keywords = cluster_keywords(answer_texts, labels.tolist(), top_n=options.keywords)
     prototypes = TaxonomyPrototypes(taxonomy, encoder)
     proposals = prototypes.propose(clusterer.centroids_, new_below=new_below)
@@ -218,19 +241,21 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
         order = members[np.argsort(-clusterer.similarity_[members], kind="stable")]
         proposal = proposals[cluster]
         words = keywords.get(cluster, [])
-        clusters.append(ClusterEntry(
-            id=cluster,
-            name=" / ".join(words[:3]) or f"cluster {cluster}",
-            category=proposal.category,
-            sub_reason=proposal.sub_reason,
-            merge_into=None,
-            size=len(members),
-            share=round(len(members) / max(len(rows), 1), 4),
-            keywords=words,
-            languages=dict(Counter(languages[i] or "unknown" for i in members).most_common()),
-            examples=_distinct_texts((answer_texts[i] for i in order), options.examples),
-            proposed=Proposed(**asdict(proposal)),
-        ))
+        clusters.append(
+            ClusterEntry(
+                id=cluster,
+                name=" / ".join(words[:3]) or f"cluster {cluster}",
+                category=proposal.category,
+                sub_reason=proposal.sub_reason,
+                merge_into=None,
+                size=len(members),
+                share=round(len(members) / max(len(rows), 1), 4),
+                keywords=words,
+                languages=dict(Counter(languages[i] or "unknown" for i in members).most_common()),
+                examples=_distinct_texts((answer_texts[i] for i in order), options.examples),
+                proposed=Proposed(**asdict(proposal)),
+            )
+        )
     unassigned = np.flatnonzero(labels == UNASSIGNED)
     rng = np.random.default_rng(options.seed)
     summary = {
@@ -244,11 +269,18 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
         "assign_spread": options.assign_spread,
     }
     review = ReviewFile(
-        input=str(input_path), text_column=text_column, encoder=options.encoder,
+        input=str(input_path),
+        text_column=text_column,
+        encoder=options.encoder,
         taxonomy=str(Path(options.taxonomy) if options.taxonomy else default_taxonomy_path()),
-        seed=options.seed, rows=n, answers=int(len(rows)), invalid_rows=int(n - len(rows)), summary=summary,
+        seed=options.seed,
+        rows=n,
+        answers=int(len(rows)),
+        invalid_rows=int(n - len(rows)),
+        summary=summary,
         unassigned=UnassignedEntry(
-            size=len(unassigned), share=summary["unassigned_share"],
+            size=len(unassigned),
+            share=summary["unassigned_share"],
             examples=_distinct_texts((answer_texts[i] for i in rng.permutation(unassigned)), options.examples),
         ),
         clusters=clusters,
@@ -258,20 +290,37 @@ def discover(input_path: str | Path, text_column: str, output_dir: str | Path, o
     report("writing", 0, 1)
     folder.mkdir(parents=True, exist_ok=True)
     files = {"review": review.write(folder)}
-    files["assignments"] = _write_assignments(folder / ASSIGNMENTS_FILE, table, rows, labels, clusterer, languages, errors)
+    files["assignments"] = _write_assignments(
+        folder / ASSIGNMENTS_FILE, table, rows, labels, clusterer, languages, errors
+    )
     lap("write")
 
     from .discovery_report import write_discovery_report
 
     report("drawing the map", 0, 1)
-    files["report"] = write_discovery_report(folder / REPORT_FILE, review, embeddings, labels, answer_texts, languages,
-                                             max_points=options.map_points, seed=options.seed)
+    files["report"] = write_discovery_report(
+        folder / REPORT_FILE,
+        review,
+        embeddings,
+        labels,
+        answer_texts,
+        languages,
+        max_points=options.map_points,
+        seed=options.seed,
+    )
     lap("report")
     return DiscoveryResult(folder, review, timings, files, embeddings, labels, rows)
 
 
-def _write_assignments(path: Path, table: pd.DataFrame, rows: np.ndarray, labels: np.ndarray,
-                       clusterer: AnswerClusterer, languages: list[str], errors: list[str]) -> Path:
+def _write_assignments(
+    path: Path,
+    table: pd.DataFrame,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    clusterer: AnswerClusterer,
+    languages: list[str],
+    errors: list[str],
+) -> Path:
     n = len(table)
     cluster = np.full(n, "", dtype=object)
     status = np.full(n, INVALID, dtype=object)
@@ -287,7 +336,7 @@ def _write_assignments(path: Path, table: pd.DataFrame, rows: np.ndarray, labels
     writer = open_writer(path, SurveyFormat.CSV)
     try:
         for start in range(0, max(n, 1), 4096):
-            writer.write(out.iloc[start:start + 4096])
+            writer.write(out.iloc[start : start + 4096])
     except BaseException:
         writer.abort()
         raise

@@ -20,8 +20,26 @@ from reason_classifier.clustering import UNASSIGNED, exact_neighbours, umap_layo
 from .review_file import ReviewFile
 
 PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79",
-    "#ad494a", "#637939", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#6baed6",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#6baed6",
 )
 
 
@@ -39,16 +57,25 @@ def map_coordinates(embeddings: np.ndarray, max_points: int, seed: int) -> tuple
     return chosen, umap_layout(points, indices, distances, 2, seed)
 
 
-def write_discovery_report(path: Path, review: ReviewFile, embeddings: np.ndarray, labels: np.ndarray,
-                           texts: list[str], languages: list[str], max_points: int = 5_000, seed: int = 0) -> Path:
+def write_discovery_report(
+    path: Path,
+    review: ReviewFile,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    texts: list[str],
+    languages: list[str],
+    max_points: int = 5_000,
+    seed: int = 0,
+) -> Path:
     chosen, xy = map_coordinates(embeddings, max_points, seed)
     page = render_page(review, chosen, xy, labels, texts, languages)
     write_bytes_atomically(Path(path), page.encode("utf-8"))
     return Path(path)
 
 
-def render_page(review: ReviewFile, chosen: np.ndarray, xy: np.ndarray, labels: np.ndarray, texts: list[str],
-                languages: list[str]) -> str:
+def render_page(
+    review: ReviewFile, chosen: np.ndarray, xy: np.ndarray, labels: np.ndarray, texts: list[str], languages: list[str]
+) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
 
@@ -61,40 +88,70 @@ def render_page(review: ReviewFile, chosen: np.ndarray, xy: np.ndarray, labels: 
             continue
         rows = chosen[mask]
         title = f"{cluster}: {names[cluster]}" if cluster != UNASSIGNED else "unassigned"
-        hover = [f"<b>{html.escape(_short(title, 60))}</b><br>{html.escape(_short(texts[i], 140))}"
-                 f"{' (' + html.escape(languages[i]) + ')' if languages[i] else ''}" for i in rows]
-        figure.add_trace(go.Scatter(
-            x=xy[mask, 0].round(3), y=xy[mask, 1].round(3), mode="markers", name=html.escape(_short(title, 40)),
-            text=hover, hoverinfo="text",
-            marker={"size": 5 if cluster != UNASSIGNED else 4, "opacity": 0.75 if cluster != UNASSIGNED else 0.4,
-                    "color": PALETTE[cluster % len(PALETTE)] if cluster != UNASSIGNED else "#b0b0b0"},
-        ))
+        hover = [
+            f"<b>{html.escape(_short(title, 60))}</b><br>{html.escape(_short(texts[i], 140))}"
+            f"{' (' + html.escape(languages[i]) + ')' if languages[i] else ''}"
+            for i in rows
+        ]
+        figure.add_trace(
+            go.Scatter(
+                x=xy[mask, 0].round(3),
+                y=xy[mask, 1].round(3),
+                mode="markers",
+                name=html.escape(_short(title, 40)),
+                text=hover,
+                hoverinfo="text",
+                marker={
+                    "size": 5 if cluster != UNASSIGNED else 4,
+                    "opacity": 0.75 if cluster != UNASSIGNED else 0.4,
+                    "color": PALETTE[cluster % len(PALETTE)] if cluster != UNASSIGNED else "#b0b0b0",
+                },
+            )
+        )
     figure.update_layout(
-        height=640, margin={"l": 10, "r": 10, "t": 30, "b": 10}, template="plotly_white",
-        xaxis={"visible": False}, yaxis={"visible": False}, legend={"itemsizing": "constant", "font": {"size": 11}},
+        height=640,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        template="plotly_white",
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+        legend={"itemsizing": "constant", "font": {"size": 11}},
         title={"text": f"{len(chosen):,} of {review.answers:,} answers, coloured by cluster", "font": {"size": 14}},
     )
-    map_html = pio.to_html(figure, include_plotlyjs=True, full_html=False, div_id="answer-map",
-                           config={"displaylogo": False, "responsive": True})
+    map_html = pio.to_html(
+        figure,
+        include_plotlyjs=True,
+        full_html=False,
+        div_id="answer-map",
+        config={"displaylogo": False, "responsive": True},
+    )
     summary = review.summary
     largest = max([c.size for c in review.clusters] + [review.unassigned.size, 1])
     bars = "".join(
         f'<div class="bar"><span class="label">{c.id}: {html.escape(_short(c.name, 40))}</span>'
-        f'<span class="fill" style="width:{100 * c.size / largest:.1f}%;background:{PALETTE[c.id % len(PALETTE)]}"></span>'
+        f'<span class="fill" style="width:{100 * c.size / largest:.1f}%;'
+        f'background:{PALETTE[c.id % len(PALETTE)]}"></span>'
         f'<span class="count">{c.size:,} ({c.share:.1%})</span></div>'
         for c in review.clusters
-    ) + (f'<div class="bar"><span class="label">unassigned</span><span class="fill" style="width:'
-         f'{100 * review.unassigned.size / largest:.1f}%;background:#b0b0b0"></span>'
-         f'<span class="count">{review.unassigned.size:,} ({review.unassigned.share:.1%})</span></div>')
+    ) + (
+        f'<div class="bar"><span class="label">unassigned</span><span class="fill" style="width:'
+        f'{100 * review.unassigned.size / largest:.1f}%;background:#b0b0b0"></span>'
+        f'<span class="count">{review.unassigned.size:,} ({review.unassigned.share:.1%})</span></div>'
+    )
     cards = "".join(_card(c) for c in review.clusters)
     unassigned_examples = "".join(f"<li>{html.escape(t)}</li>" for t in review.unassigned.examples)
     facts = [
-        ("input", review.input), ("answers", f"{review.answers:,} of {review.rows:,} rows"),
+        ("input", review.input),
+        ("answers", f"{review.answers:,} of {review.rows:,} rows"),
         ("rows not clustered (empty, not text, too long, malformed)", f"{review.invalid_rows:,}"),
-        ("clusters", f"{len(review.clusters)}"), ("clustered sample", f"{summary.get('sample_size', 0):,} answers"),
-        ("noise assigned to the nearest cluster", f"{summary.get('noise_assigned', 0) + summary.get('out_of_sample_assigned', 0):,}"),
+        ("clusters", f"{len(review.clusters)}"),
+        ("clustered sample", f"{summary.get('sample_size', 0):,} answers"),
+        (
+            "noise assigned to the nearest cluster",
+            f"{summary.get('noise_assigned', 0) + summary.get('out_of_sample_assigned', 0):,}",
+        ),
         ("unassigned", f"{review.unassigned.size:,} ({review.unassigned.share:.1%})"),
-        ("encoder", review.encoder), ("min_cluster_size", str(summary.get("min_cluster_size", ""))),
+        ("encoder", review.encoder),
+        ("min_cluster_size", str(summary.get("min_cluster_size", ""))),
         ("seed", str(review.seed)),
     ]
     facts_html = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
@@ -127,7 +184,7 @@ then run <code>reason-classifier label FOLDER -o labelled.csv</code>.</p>
 <p class="meta">Far from every cluster; left out of the labelled data. Some of them:</p>
 <ul class="examples">{unassigned_examples}</ul>
 </body></html>
-"""
+"""  # noqa: E501 - the page as written: its long lines are HTML and CSS
 
 
 def _card(cluster) -> str:
@@ -135,20 +192,26 @@ def _card(cluster) -> str:
     if proposed is None:
         proposal = ""
     elif proposed.sub_reason == "new":
-        proposal = (f'<span class="proposal new">new (nearest: {html.escape(proposed.category)}/'
-                    f'{html.escape(proposed.nearest_sub_reason)}, similarity {proposed.similarity:.2f})</span>')
+        proposal = (
+            f'<span class="proposal new">new (nearest: {html.escape(proposed.category)}/'
+            f"{html.escape(proposed.nearest_sub_reason)}, similarity {proposed.similarity:.2f})</span>"
+        )
     else:
-        proposal = (f'<span class="proposal">{html.escape(proposed.category)}/{html.escape(proposed.sub_reason)} '
-                    f'(similarity {proposed.similarity:.2f})</span>')
+        proposal = (
+            f'<span class="proposal">{html.escape(proposed.category)}/{html.escape(proposed.sub_reason)} '
+            f"(similarity {proposed.similarity:.2f})</span>"
+        )
     keywords = "".join(f"<span>{html.escape(k)}</span>" for k in cluster.keywords)
     languages = ", ".join(f"{html.escape(k)} {v}" for k, v in cluster.languages.items())
     examples = "".join(f"<li>{html.escape(t)}</li>" for t in cluster.examples)
     color = PALETTE[cluster.id % len(PALETTE)]
-    return (f'<div class="cluster" id="cluster-{cluster.id}" style="border-left-color:{color}">'
-            f"<h3>{cluster.id}: {html.escape(cluster.name)}</h3>"
-            f'<div class="meta">{cluster.size:,} answers ({cluster.share:.1%}) · languages: {languages or "unknown"} · '
-            f"proposed: {proposal}</div>"
-            f'<div class="keywords">{keywords}</div><ul class="examples">{examples}</ul></div>')
+    return (
+        f'<div class="cluster" id="cluster-{cluster.id}" style="border-left-color:{color}">'
+        f"<h3>{cluster.id}: {html.escape(cluster.name)}</h3>"
+        f'<div class="meta">{cluster.size:,} answers ({cluster.share:.1%}) · languages: {languages or "unknown"} · '
+        f"proposed: {proposal}</div>"
+        f'<div class="keywords">{keywords}</div><ul class="examples">{examples}</ul></div>'
+    )
 
 
 def _short(text: str, limit: int) -> str:

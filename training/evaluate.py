@@ -32,7 +32,11 @@ class Scores:
 
 def score(gold: list[str], predicted: list[str]) -> Scores:
     labels = sorted(set(gold))
-    return Scores(len(gold), accuracy_score(gold, predicted), f1_score(gold, predicted, average="macro", labels=labels, zero_division=0))
+    return Scores(
+        len(gold),
+        accuracy_score(gold, predicted),
+        f1_score(gold, predicted, average="macro", labels=labels, zero_division=0),
+    )
 
 
 def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict:
@@ -43,12 +47,14 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
     by_language: dict[str, list[int]] = defaultdict(list)
     for i, language in enumerate(data.languages):
         by_language[language or "unknown"].append(i)
-    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=list(CATEGORIES), zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, predicted, labels=list(CATEGORIES), zero_division=0
+    )
     covered = [i for i, p in enumerate(predictions) if not p.abstained]
     sub_gold = [i for i, s in enumerate(data.sub_reasons) if s is not None]
     scored = [i for i, p in enumerate(predictions) if p.error is None]
     top = np.array([max(predictions[i].scores.values()) for i in scored])
-    right = np.array([max(predictions[i].scores, key=predictions[i].scores.get) == gold[i] for i in scored])
+    right = np.array([max(predictions[i].scores, key=predictions[i].scores.__getitem__) == gold[i] for i in scored])
     return {
         "data": name,
         **score(gold, predicted).as_dict(),
@@ -58,20 +64,31 @@ def evaluate(classifier: ReasonClassifier, data: LabelledSet, name: str) -> dict
         },
         "per_category": {
             c: {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "support": int(s)}
-            for c, p, r, f, s in zip(CATEGORIES, precision, recall, f1, support)
+            for c, p, r, f, s in zip(CATEGORIES, precision, recall, f1, support, strict=True)
         },
-        "confusion_matrix": {"labels": list(CATEGORIES), "rows_true_columns_predicted": confusion_matrix(gold, predicted, labels=list(CATEGORIES)).tolist()},
+        "confusion_matrix": {
+            "labels": list(CATEGORIES),
+            "rows_true_columns_predicted": confusion_matrix(gold, predicted, labels=list(CATEGORIES)).tolist(),
+        },
         "coverage": round(len(covered) / len(predictions), 4) if predictions else 0.0,
-        "accuracy_when_not_abstaining": round(accuracy_score([gold[i] for i in covered], [predicted[i] for i in covered]), 4) if covered else None,
+        "accuracy_when_not_abstaining": round(
+            accuracy_score([gold[i] for i in covered], [predicted[i] for i in covered]), 4
+        )
+        if covered
+        else None,
         "sub_reason_accuracy": round(
             sum(predictions[i].sub_reason == data.sub_reasons[i] for i in sub_gold) / len(sub_gold), 4
-        ) if sub_gold else None,
+        )
+        if sub_gold
+        else None,
         "calibration": {
             "ece": round(expected_calibration_error(top, right), 4),
             "reliability": reliability(top, right),
             "coverage_curve": _coverage_curve(top, right),
         },
-        "abstained_share": round(sum(p.category == ABSTAIN_CATEGORY and p.abstained for p in predictions) / max(len(predictions), 1), 4),
+        "abstained_share": round(
+            sum(p.category == ABSTAIN_CATEGORY and p.abstained for p in predictions) / max(len(predictions), 1), 4
+        ),
     }
 
 
@@ -80,6 +97,11 @@ def _coverage_curve(confidence: np.ndarray, correct: np.ndarray) -> list[dict]:
     curve = []
     for threshold in np.round(np.arange(0.0, 0.96, 0.05), 2):
         kept = confidence >= threshold
-        curve.append({"threshold": float(threshold), "coverage": round(float(kept.mean()), 4),
-                      "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None})
+        curve.append(
+            {
+                "threshold": float(threshold),
+                "coverage": round(float(kept.mean()), 4),
+                "accuracy": round(float(correct[kept].mean()), 4) if kept.any() else None,
+            }
+        )
     return curve

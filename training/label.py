@@ -39,9 +39,14 @@ class NewSubReason:
     def taxonomy_snippet(self, taxonomy: Taxonomy) -> str:
         """YAML to paste under `categories.<category>.sub_reasons` of labels/taxonomy.yaml."""
         owners = Counter(s.owner for s in taxonomy.categories[self.category].sub_reasons.values())
-        lines = [f"      {self.id}:", f"        description: {self.id.replace('_', ' ').capitalize()}",
-                 f"        owner: {owners.most_common(1)[0][0] if owners else self.category}",
-                 "        voluntary: true", "        influenceable: true", "        examples:"]
+        lines = [
+            f"      {self.id}:",
+            f"        description: {self.id.replace('_', ' ').capitalize()}",
+            f"        owner: {owners.most_common(1)[0][0] if owners else self.category}",
+            "        voluntary: true",
+            "        influenceable: true",
+            "        examples:",
+        ]
         for language, texts in self.examples.items():
             lines.append(f"          {language}:")
             lines += [f"            - {_yaml_string(t)}" for t in texts]
@@ -61,14 +66,24 @@ class LabelSummary:
     taxonomy: Taxonomy | None = None
 
     def as_dict(self) -> dict:
-        return {"output": str(self.output), "rows": self.rows, "labelled": self.labelled, "dropped": self.dropped,
-                "unassigned": self.unassigned, "invalid": self.invalid, "groups": self.groups,
-                "new_sub_reasons": [{"id": s.id, "category": s.category, "clusters": s.clusters, "answers": s.answers}
-                                    for s in self.new_sub_reasons]}
+        return {
+            "output": str(self.output),
+            "rows": self.rows,
+            "labelled": self.labelled,
+            "dropped": self.dropped,
+            "unassigned": self.unassigned,
+            "invalid": self.invalid,
+            "groups": self.groups,
+            "new_sub_reasons": [
+                {"id": s.id, "category": s.category, "clusters": s.clusters, "answers": s.answers}
+                for s in self.new_sub_reasons
+            ],
+        }
 
 
-def label(folder: str | Path, output: str | Path, taxonomy_path: str | Path | None = None,
-          output_format: str | None = None) -> LabelSummary:
+def label(
+    folder: str | Path, output: str | Path, taxonomy_path: str | Path | None = None, output_format: str | None = None
+) -> LabelSummary:
     """Write the labelled answers of a reviewed discovery folder; raises ReviewError on a bad review file."""
     folder, output = Path(folder), Path(output)
     review, lines = read_review_file(folder)
@@ -107,17 +122,23 @@ def label(folder: str | Path, output: str | Path, taxonomy_path: str | Path | No
             new_members[decision.new_sub_reason].append(position)
     summary.labelled = len(chosen)
 
-    original = [c for c in assignments.columns if c not in ("cluster", "cluster_status", "cluster_similarity", "language", "error")]
+    original = [
+        c
+        for c in assignments.columns
+        if c not in ("cluster", "cluster_status", "cluster_similarity", "language", "error")
+    ]
     selected = assignments.iloc[chosen]
-    out = pd.DataFrame({
-        "text": selected[review.text_column].astype(str).str.strip().tolist(),
-        "category": rows_category,
-        "sub_reason": rows_sub,
-        "lang": selected["language"].astype(str).tolist(),
-        "source": [f"discovery:{Path(review.input).name}"] * len(chosen),
-        "cluster": rows_cluster,
-        "proposed_sub_reason": rows_new,
-    })
+    out = pd.DataFrame(
+        {
+            "text": selected[review.text_column].astype(str).str.strip().tolist(),
+            "category": rows_category,
+            "sub_reason": rows_sub,
+            "lang": selected["language"].astype(str).tolist(),
+            "source": [f"discovery:{Path(review.input).name}"] * len(chosen),
+            "cluster": rows_cluster,
+            "proposed_sub_reason": rows_new,
+        }
+    )
     for column in original:
         if column == review.text_column and column == "text":
             continue
@@ -136,11 +157,17 @@ def label(folder: str | Path, output: str | Path, taxonomy_path: str | Path | No
     for final, count in sorted(per_group.items(), key=lambda item: -item[1]):
         decision = by_final[final]
         merged = sorted(d.cluster for d in decisions.values() if d.final == final and d.cluster != final)
-        summary.groups.append({
-            "cluster": final, "merged": merged, "name": decision.name, "category": decision.category,
-            "sub_reason": decision.sub_reason or (f"new: {decision.new_sub_reason}" if decision.new_sub_reason else ""),
-            "answers": count,
-        })
+        summary.groups.append(
+            {
+                "cluster": final,
+                "merged": merged,
+                "name": decision.name,
+                "category": decision.category,
+                "sub_reason": decision.sub_reason
+                or (f"new: {decision.new_sub_reason}" if decision.new_sub_reason else ""),
+                "answers": count,
+            }
+        )
     for new_id, positions in new_members.items():
         decision = next(d for d in decisions.values() if d.new_sub_reason == new_id)
         examples: dict[str, list[str]] = defaultdict(list)
@@ -149,7 +176,10 @@ def label(folder: str | Path, output: str | Path, taxonomy_path: str | Path | No
             if len(examples[language]) < 3:
                 examples[language].append(str(assignments.iloc[position][review.text_column]).strip())
         clusters = sorted({d.final for d in decisions.values() if d.new_sub_reason == new_id})
-        summary.new_sub_reasons.append(NewSubReason(new_id, decision.category, clusters, len(positions), dict(examples)))
+        assert decision.category is not None  # a cluster with a new sub-reason is never dropped
+        summary.new_sub_reasons.append(
+            NewSubReason(new_id, decision.category, clusters, len(positions), dict(examples))
+        )
     return summary
 
 

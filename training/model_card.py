@@ -8,7 +8,9 @@ from reason_classifier.taxonomy import CATEGORIES
 
 
 def model_card(name: str, encoder: str, abstain_below: float, training: dict, metrics: dict) -> str:
-    languages = sorted({lang for m in metrics.values() if isinstance(m, dict) for lang in m.get("per_language", {})} - {"unknown"})
+    languages = sorted(
+        {lang for m in metrics.values() if isinstance(m, dict) for lang in m.get("per_language", {})} - {"unknown"}
+    )
     lines = [
         "---",
         "library_name: reason-classifier",
@@ -23,14 +25,25 @@ def model_card(name: str, encoder: str, abstain_below: float, training: dict, me
         "",
         "## Model",
         f"- Encoder: `{training.get('config', {}).get('encoder', encoder)}`"
-        + (f", its dense and convolution layers fine-tuned for {training['config']['fine_tune_epochs']} epochs on the training data "
-           "(embedding table frozen; shipped in `encoder/`)" if training.get("encoder_fine_tuned") else " (frozen)")
-        + (f", with IDF-weighted, hashed character 2–4-grams (weight {training['config']['char_ngram_weight']:g}) beside its embedding"
-           if training.get("config", {}).get("char_ngram_weight") else "")
+        + (
+            f", its dense and convolution layers fine-tuned for {training['config']['fine_tune_epochs']} epochs on "
+            "the training data "
+            "(embedding table frozen; shipped in `encoder/`)"
+            if training.get("encoder_fine_tuned")
+            else " (frozen)"
+        )
+        + (
+            f", with IDF-weighted, hashed character 2–4-grams (weight {training['config']['char_ngram_weight']:g}) "
+            "beside its embedding"
+            if training.get("config", {}).get("char_ngram_weight")
+            else ""
+        )
         + ", followed by one logistic-regression head over the sub-reasons; "
         "a category's probability is the sum of its sub-reasons'.",
-        f"- Calibration: temperature {training.get('calibration', {}).get('temperature', 1.0):.3f} fitted on out-of-fold "
-        f"predictions (expected calibration error {training.get('calibration', {}).get('ece_cv_before', float('nan')):.3f} "
+        f"- Calibration: temperature {training.get('calibration', {}).get('temperature', 1.0):.3f} fitted on "
+        "out-of-fold "
+        "predictions (expected calibration error "
+        f"{training.get('calibration', {}).get('ece_cv_before', float('nan')):.3f} "
         f"before, {training.get('calibration', {}).get('ece_cv_after', float('nan')):.3f} after, cross-validated).",
         f"- Abstention: a category confidence below {abstain_below:.2f} becomes `other` "
         "(threshold chosen by cross-validation on the training data).",
@@ -46,16 +59,24 @@ def model_card(name: str, encoder: str, abstain_below: float, training: dict, me
     for result in metrics.values():
         if isinstance(result, dict) and "macro_f1" in result:
             lines.append(
-                f"| {result['data']} | {result['rows']} | {result['accuracy']:.3f} | {result['macro_f1']:.3f} | {result['coverage']:.3f} |"
+                f"| {result['data']} | {result['rows']} | {result['accuracy']:.3f} | {result['macro_f1']:.3f} | "
+                f"{result['coverage']:.3f} |"
             )
     for result in metrics.values():
         if isinstance(result, dict) and result.get("per_language"):
-            lines += ["", f"Per language on {result['data']}:", "", "| language | rows | macro-F1 |", "| --- | ---: | ---: |"]
+            lines += [
+                "",
+                f"Per language on {result['data']}:",
+                "",
+                "| language | rows | macro-F1 |",
+                "| --- | ---: | ---: |",
+            ]
             lines += [f"| {lang} | {m['rows']} | {m['macro_f1']:.3f} |" for lang, m in result["per_language"].items()]
     lines += [
         "",
         "## Limitations",
-        "- The training corpus is written exit-survey text, not real customer answers; real answers are shorter, noisier "
+        "- The training corpus is written exit-survey text, not real customer answers; real answers are shorter, "
+        "noisier "
         "and more domain-specific. Measure on your own labelled answers before relying on the numbers above.",
         "- Languages outside the encoder's 16 are not supported.",
         "",

@@ -28,7 +28,9 @@ def confusion_png(result: dict) -> bytes:
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     for (row, column), count in np.ndenumerate(matrix):
-        axes.text(column, row, str(count), ha="center", va="center", color="white" if shares[row, column] > 0.5 else "black")
+        axes.text(
+            column, row, str(count), ha="center", va="center", color="white" if shares[row, column] > 0.5 else "black"
+        )
     axes.set_title(f"{result['data']}: confusion matrix")
     figure.tight_layout()
     return _png(figure)
@@ -84,18 +86,18 @@ def write_report(result: dict, directory: str | Path, model_name: str) -> dict[s
 <html lang="en"><head><meta charset="utf-8"><title>Evaluation of {html.escape(model_name)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2rem;max-width:60rem}}table{{border-collapse:collapse;margin:1rem 0}}
 td,th{{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style></head>
-<body><h1>{html.escape(model_name)} on {html.escape(result['data'])}</h1>
-<p>{result['rows']} answers · accuracy <b>{result['accuracy']:.3f}</b> · macro-F1 <b>{result['macro_f1']:.3f}</b> ·
-coverage {result['coverage']:.3f} · expected calibration error {result['calibration']['ece']:.3f}</p>
+<body><h1>{html.escape(model_name)} on {html.escape(result["data"])}</h1>
+<p>{result["rows"]} answers · accuracy <b>{result["accuracy"]:.3f}</b> · macro-F1 <b>{result["macro_f1"]:.3f}</b> ·
+coverage {result["coverage"]:.3f} · expected calibration error {result["calibration"]["ece"]:.3f}</p>
 <h2>Per category</h2>
 {_table(["category", "precision", "recall", "F1", "support"], [[c, m["precision"], m["recall"], m["f1"], m["support"]] for c, m in result["per_category"].items()])}
 <h2>Per language</h2>
 {_table(["language", "rows", "accuracy", "macro-F1"], [[lang, m["rows"], m["accuracy"], m["macro_f1"]] for lang, m in result["per_language"].items()])}
-<h2>Confusion matrix</h2><img alt="confusion matrix" src="data:image/png;base64,{inline['confusion.png']}">
-<h2>Calibration</h2><img alt="reliability diagram" src="data:image/png;base64,{inline['reliability.png']}">
+<h2>Confusion matrix</h2><img alt="confusion matrix" src="data:image/png;base64,{inline["confusion.png"]}">
+<h2>Calibration</h2><img alt="reliability diagram" src="data:image/png;base64,{inline["reliability.png"]}">
 <h2>Coverage against accuracy</h2><p>Accuracy on the answers kept when those below a confidence are set aside.</p>
 {_table(["threshold", "coverage", "accuracy"], [[p["threshold"], p["coverage"], p["accuracy"]] for p in result["calibration"]["coverage_curve"]])}
 </body></html>
-"""
+"""  # noqa: E501 - the page as written: its long lines are HTML and CSS
     write_bytes_atomically(paths["report.html"], page.encode())
     return paths

@@ -150,8 +150,9 @@ def read_review_file(folder: Path) -> tuple[ReviewFile, dict[tuple, int]]:
         raise ReviewError("invalid review file:\n  " + "\n  ".join(messages)) from None
 
 
-def resolve_decisions(review: ReviewFile, taxonomy: Taxonomy, known_clusters: set[int], lines: dict[tuple, int],
-                      path: Path) -> dict[int, Decision]:
+def resolve_decisions(
+    review: ReviewFile, taxonomy: Taxonomy, known_clusters: set[int], lines: dict[tuple, int], path: Path
+) -> dict[int, Decision]:
     """Every cluster's decision after merges; checks the edits against the taxonomy and the clusters discovery found."""
     problems: list[str] = []
     entries: dict[int, ClusterEntry] = {}
@@ -165,18 +166,27 @@ def resolve_decisions(review: ReviewFile, taxonomy: Taxonomy, known_clusters: se
 
     for index, entry in enumerate(review.clusters):
         if entry.id in entries:
-            problem(index, "id", f"cluster {entry.id} is listed twice (entries {index_of[entry.id] + 1} and {index + 1}); "
-                                 "keep one entry per cluster and use merge_into to combine clusters")
+            problem(
+                index,
+                "id",
+                f"cluster {entry.id} is listed twice (entries {index_of[entry.id] + 1} and {index + 1}); "
+                "keep one entry per cluster and use merge_into to combine clusters",
+            )
             continue
         entries[entry.id] = entry
         index_of[entry.id] = index
         if entry.id not in known_clusters:
-            problem(index, "id", f"no cluster {entry.id} in {ASSIGNMENTS_FILE}; the clusters are "
-                                 f"{_ranges(sorted(known_clusters))}")
+            problem(
+                index,
+                "id",
+                f"no cluster {entry.id} in {ASSIGNMENTS_FILE}; the clusters are {_ranges(sorted(known_clusters))}",
+            )
     missing = sorted(known_clusters - set(entries))
     if missing:
-        problems.append(f"{path}: cluster(s) {_ranges(missing)} are in {ASSIGNMENTS_FILE} but not in the review file; "
-                        "to leave their answers out, keep them with category: drop")
+        problems.append(
+            f"{path}: cluster(s) {_ranges(missing)} are in {ASSIGNMENTS_FILE} but not in the review file; "
+            "to leave their answers out, keep them with category: drop"
+        )
 
     own: dict[int, tuple[str | None, str | None, str | None]] = {}
     for cluster, entry in entries.items():
@@ -199,22 +209,26 @@ def resolve_decisions(review: ReviewFile, taxonomy: Taxonomy, known_clusters: se
             while current.merge_into is not None:
                 if current.merge_into in chain:
                     loop = " → ".join(map(str, [*chain, current.merge_into]))
-                    problem(index_of[cluster], "merge_into", f"merges loop ({loop}); one cluster of them must be mapped")
+                    problem(
+                        index_of[cluster], "merge_into", f"merges loop ({loop}); one cluster of them must be mapped"
+                    )
                     break
                 chain.append(current.merge_into)
                 current = entries[current.merge_into]
             else:
                 final = chain[-1]
                 if final not in own:
-                    problem(index_of[final], "category", "missing; choose one of "
-                                                         f"{', '.join(CATEGORIES)} or {DROP}")
+                    problem(index_of[final], "category", f"missing; choose one of {', '.join(CATEGORIES)} or {DROP}")
                     continue
                 mapping = own[final]
                 if cluster != final and cluster in own and own[cluster] != mapping:
-                    problem(index_of[cluster], "merge_into",
-                            f"cluster {cluster} is mapped twice: to {_show(own[cluster])} by its own category/sub_reason "
-                            f"and to {_show(mapping)} through merge_into {entry.merge_into}; empty its category and "
-                            "sub_reason (or make them match)")
+                    problem(
+                        index_of[cluster],
+                        "merge_into",
+                        f"cluster {cluster} is mapped twice: to {_show(own[cluster])} by its own category/sub_reason "
+                        f"and to {_show(mapping)} through merge_into {entry.merge_into}; empty its category and "
+                        "sub_reason (or make them match)",
+                    )
                     continue
                 category, sub_reason, new = mapping
                 decisions[cluster] = Decision(cluster, final, entries[final].name, category, sub_reason, new)
@@ -230,7 +244,9 @@ def new_sub_reason_id(name: str) -> str:
     return slug if re.match(r"^[a-z][a-z0-9_]*$", slug or "") else ""
 
 
-def _check_mapping(entry: ClusterEntry, taxonomy: Taxonomy, problem) -> tuple[str | None, str | None, str | None] | None:
+def _check_mapping(
+    entry: ClusterEntry, taxonomy: Taxonomy, problem
+) -> tuple[str | None, str | None, str | None] | None:
     category, sub_reason = entry.category, entry.sub_reason
     if category is None:
         problem("category", f"missing; choose one of {', '.join(CATEGORIES)} or {DROP} (or set merge_into)")
@@ -263,8 +279,11 @@ def _check_mapping(entry: ClusterEntry, taxonomy: Taxonomy, problem) -> tuple[st
             where = f"; it belongs to category {taxonomy.category_of(sub_reason)!r}"
         except KeyError:
             where = ""
-        problem("sub_reason", f"{sub_reason!r} is not a sub-reason of {category!r}{where}; expected one of "
-                              f"{', '.join(known)}, {NEW}, or empty")
+        problem(
+            "sub_reason",
+            f"{sub_reason!r} is not a sub-reason of {category!r}{where}; expected one of "
+            f"{', '.join(known)}, {NEW}, or empty",
+        )
         return None
     return (category, sub_reason, None)
 
@@ -302,6 +321,7 @@ def _parse(text: str, path: Path) -> tuple[Any, dict[tuple, int]]:
             for index, item in enumerate(node.value):
                 walk(item, (*where, index))
 
+    assert node is not None  # the document is a mapping, so it has a node
     walk(node, ())
     return data, lines
 

@@ -1,4 +1,5 @@
-"""Training a reason classifier: fine-tuned encoder, a logistic head over sub-reasons, abstention chosen by cross-validation."""
+"""Training a reason classifier: fine-tuned encoder, a logistic head over sub-reasons, abstention chosen by
+cross-validation."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import atexit
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,8 +32,8 @@ from .calibration import category_probabilities, expected_calibration_error, fit
 from .config import TrainingConfig
 from .corpus import LabelledSet, taxonomy_examples
 from .evaluate import evaluate
-from .model_card import model_card
 from .finetune_use import TorchUSE, fine_tune
+from .model_card import model_card
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 
@@ -39,7 +41,9 @@ Progress = Callable[[str, int, int, "float | None"], None]
 """on_progress(stage, step, total_steps, validation_loss_or_None), called as training advances."""
 
 
-def fit_head(embeddings: np.ndarray | sp.spmatrix, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig) -> LinearHead:
+def fit_head(
+    embeddings: np.ndarray | sp.spmatrix, labels: Sequence[str], classes: Sequence[str], config: TrainingConfig
+) -> LinearHead:
     """A logistic head over `classes`; a class with no training row gets weights that never win."""
     present = sorted(set(labels))
     coef = np.zeros((len(classes), embeddings.shape[1]), dtype=np.float32)
@@ -65,12 +69,18 @@ def fit_head(embeddings: np.ndarray | sp.spmatrix, labels: Sequence[str], classe
 
 
 EmbedAfterFitting = Callable[[np.ndarray], np.ndarray]
-"""embed(train_rows) -> the head's input for every row (embeddings, then any n-grams), from an encoder that has seen (been fine-tuned on) only `train_rows`."""
+"""embed(train_rows) -> the head's input for every row (embeddings, then any n-grams), from an encoder that
+has seen (been fine-tuned on) only `train_rows`."""
 
 
-def cross_validated_logits(embed: EmbedAfterFitting, sub_reasons: Sequence[str], taxonomy: Taxonomy,
-                           config: TrainingConfig, on_progress: Progress | None = None,
-                           copied_from: np.ndarray | None = None) -> np.ndarray:
+def cross_validated_logits(
+    embed: EmbedAfterFitting,
+    sub_reasons: Sequence[str],
+    taxonomy: Taxonomy,
+    config: TrainingConfig,
+    on_progress: Progress | None = None,
+    copied_from: np.ndarray | None = None,
+) -> np.ndarray:
     """Out-of-fold head scores for every training row: what the model says about answers it has not seen.
 
     When the encoder is fine-tuned, each fold fine-tunes its own copy on the fold's training rows,
@@ -96,7 +106,8 @@ def cross_validated_logits(embed: EmbedAfterFitting, sub_reasons: Sequence[str],
 
 
 def diacritic_free_copies(texts: Sequence[str], share: float, seed: int) -> tuple[np.ndarray, list[str]]:
-    """(the row each copy comes from, the copies): a seeded `share` of the answers that change without their diacritics."""
+    """(the row each copy comes from, the copies): a seeded `share` of the answers that change without their
+    diacritics."""
     random = np.random.default_rng(seed)
     rows, copies = [], []
     for row, text in enumerate(texts):
@@ -117,16 +128,20 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
     best = after.argmax(axis=1)
     top = after.max(axis=1)
     names = np.array(CATEGORIES)
-    curve = []
+    curve: list[dict[str, Any]] = []
     for threshold in THRESHOLD_GRID:
         predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
         covered = predicted != ABSTAIN_CATEGORY
-        curve.append({
-            "threshold": float(threshold),
-            "macro_f1": float(f1_score(names[truth], predicted, average="macro", labels=sorted(set(categories)))),
-            "coverage": float(covered.mean()),
-            "accuracy_when_covered": float((predicted[covered] == names[truth][covered]).mean()) if covered.any() else None,
-        })
+        curve.append(
+            {
+                "threshold": float(threshold),
+                "macro_f1": float(f1_score(names[truth], predicted, average="macro", labels=sorted(set(categories)))),
+                "coverage": float(covered.mean()),
+                "accuracy_when_covered": float((predicted[covered] == names[truth][covered]).mean())
+                if covered.any()
+                else None,
+            }
+        )
     abstain_below = config.abstain_below
     if abstain_below is None:
         abstain_below = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))["threshold"]
@@ -140,8 +155,14 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
     }
 
 
-def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None = None, name: str = "reason-classifier",
-          threads: int = 2, on_progress: Progress | None = None) -> tuple[ReasonClassifier, dict]:
+def train(
+    data: LabelledSet,
+    taxonomy: Taxonomy,
+    config: TrainingConfig | None = None,
+    name: str = "reason-classifier",
+    threads: int = 2,
+    on_progress: Progress | None = None,
+) -> tuple[ReasonClassifier, dict]:
     """A classifier fitted on `data` (plus the taxonomy's seed examples if configured), and what was learnt about it."""
     config = config or TrainingConfig()
     if config.use_taxonomy_examples:
@@ -149,7 +170,8 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     unlabelled = [i for i, s in enumerate(data.sub_reasons) if s is None]
     if unlabelled:
         raise InputError(
-            f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: {data.texts[unlabelled[0]]!r}); "
+            f"{len(unlabelled)} training row(s) have a category but no sub_reason (first: "
+            f"{data.texts[unlabelled[0]]!r}); "
             "every row needs one, since a category's probability is the sum of its sub-reasons'"
         )
     sub_reasons: list[str] = data.sub_reasons  # type: ignore[assignment]
@@ -157,10 +179,12 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
     texts = list(data.texts) + copies  # every row the head is fitted on; the encoder is fine-tuned on the answers
     fitted_sub_reasons = sub_reasons + [sub_reasons[row] for row in copied_from]
     char_ngrams, ngrams = None, None
-    if config.char_ngram_weight > 0:  # hashed once, shared by every fold; IDF from the answers as written (labels unused)
+    if (
+        config.char_ngram_weight > 0
+    ):  # hashed once, shared by every fold; IDF from the answers as written (labels unused)
         unfitted = CharNgrams(weight=config.char_ngram_weight)
         counts = unfitted.count(texts)
-        char_ngrams = unfitted.fit_counts(counts[:len(data)])
+        char_ngrams = unfitted.fit_counts(counts[: len(data)])
         ngrams = char_ngrams.weigh(counts)
 
     def features(embeddings: np.ndarray) -> np.ndarray | sp.csr_matrix:
@@ -173,9 +197,17 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
 
         def tuned(rows: np.ndarray, stage: str) -> TorchUSE:
             return fine_tune(
-                [data.texts[i] for i in rows], classes[rows], len(taxonomy.sub_reason_names), config.fine_tune_epochs,
-                config.fine_tune_learning_rate, config.batch_size, seed=config.seed, threads=threads,
-                on_epoch=lambda epoch, total, loss: report(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss),
+                [data.texts[i] for i in rows],
+                classes[rows],
+                len(taxonomy.sub_reason_names),
+                config.fine_tune_epochs,
+                config.fine_tune_learning_rate,
+                config.batch_size,
+                seed=config.seed,
+                threads=threads,
+                on_epoch=lambda epoch, total, loss: report(
+                    f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss
+                ),
             )
 
         # The encoder is fine-tuned on the answers as written: fine-tuned on the copies as well, it clustered
@@ -190,9 +222,13 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         encoder = load_encoder(config.encoder, threads=threads)
         report(f"encoding {len(texts)} answers", 0, 1, None)
         head_input = features(encoder.encode(texts))
-        logits = cross_validated_logits(lambda rows: head_input, fitted_sub_reasons, taxonomy, config, on_progress, copied_from)
+        logits = cross_validated_logits(
+            lambda rows: head_input, fitted_sub_reasons, taxonomy, config, on_progress, copied_from
+        )
     calibration = calibrate(logits, data.categories, taxonomy, config)
-    head = fit_head(head_input, fitted_sub_reasons, taxonomy.sub_reason_names, config).with_temperature(calibration["temperature"])
+    head = fit_head(head_input, fitted_sub_reasons, taxonomy.sub_reason_names, config).with_temperature(
+        calibration["temperature"]
+    )
     report("final fit", 1, 1, None)
     abstain_below = calibration["abstain_below"]
     training_summary = {
@@ -206,31 +242,50 @@ def train(data: LabelledSet, taxonomy: Taxonomy, config: TrainingConfig | None =
         "data_fingerprint": data.fingerprint(),
         "sources": list(data.sources),
         "calibration": calibration,
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    model_config = ModelConfig(name=name, encoder=config.encoder, abstain_below=abstain_below, training=training_summary)
+    model_config = ModelConfig(
+        name=name, encoder=config.encoder, abstain_below=abstain_below, training=training_summary
+    )
     classifier = ReasonClassifier(
-        encoder, taxonomy, head, abstain_below, language_detector=default_detector(), config=model_config,
+        encoder,
+        taxonomy,
+        head,
+        abstain_below,
+        language_detector=default_detector(),
+        config=model_config,
         char_ngrams=char_ngrams,
     )
     return classifier, training_summary
 
 
-def train_evaluate_save(data: LabelledSet, heldout: LabelledSet, heldout_name: str, taxonomy: Taxonomy,
-                        output: Path, config: TrainingConfig | None = None, name: str | None = None,
-                        on_progress: Progress | None = None) -> tuple[ReasonClassifier, dict]:
+def train_evaluate_save(
+    data: LabelledSet,
+    heldout: LabelledSet,
+    heldout_name: str,
+    taxonomy: Taxonomy,
+    output: Path,
+    config: TrainingConfig | None = None,
+    name: str | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[ReasonClassifier, dict]:
     """Train on `data`, measure on `heldout` (never trained on), write the model folder with its metrics and card."""
     name = name or output.name
     classifier, summary = train(data, taxonomy, config, name=name, on_progress=on_progress)
     metrics = {"heldout": evaluate(classifier, heldout, heldout_name)}
-    classifier.save(output, metrics=metrics,
-                    card=model_card(name, classifier.encoder.name, classifier.abstain_below, summary, metrics))
+    classifier.save(
+        output,
+        metrics=metrics,
+        card=model_card(name, classifier.encoder.name, classifier.abstain_below, summary, metrics),
+    )
     return classifier, metrics
 
 
 def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
     with torch.no_grad():
-        return np.vstack([model(model.tokenize(texts[i:i + batch_size])).numpy() for i in range(0, len(texts), batch_size)])
+        return np.vstack(
+            [model(model.tokenize(texts[i : i + batch_size])).numpy() for i in range(0, len(texts), batch_size)]
+        )
 
 
 def _scratch_folder() -> Path:

@@ -15,11 +15,17 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "TrendReport": "aggregate", "compute_trends": "aggregate", "resolve_columns": "aggregate", "rising_reasons": "aggregate",
-    "TrendRow": "models", "TrendsDocument": "models",
-    "Segment": "options", "TrendOptions": "options",
+    "TrendReport": "aggregate",
+    "compute_trends": "aggregate",
+    "resolve_columns": "aggregate",
+    "rising_reasons": "aggregate",
+    "TrendRow": "models",
+    "TrendsDocument": "models",
+    "Segment": "options",
+    "TrendOptions": "options",
     "Period": "periods",
-    "TrendSource": "sources", "open_source": "sources",
+    "TrendSource": "sources",
+    "open_source": "sources",
     "write_trends": "report",
     "find_emerging_reasons": "emerging",
 }

@@ -41,12 +41,34 @@ NO_SUB_REASON = "(none)"
 NO_VALUE = "(none)"
 ALL = "all"
 
-DATE_COLUMNS = ("cancelled_at", "canceled_at", "cancellation_date", "cancelled_on", "churned_at", "churn_date",
-                "date", "created_at", "submitted_at", "answered_at", "timestamp")
+DATE_COLUMNS = (
+    "cancelled_at",
+    "canceled_at",
+    "cancellation_date",
+    "cancelled_on",
+    "churned_at",
+    "churn_date",
+    "date",
+    "created_at",
+    "submitted_at",
+    "answered_at",
+    "timestamp",
+)
 STORE_DEFAULTS = {"date": "created_at", "text": "text", "weight": "mrr"}
 _TIMESTAMP_TYPES = ("DATE", "TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE")
-_NUMBER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "FLOAT", "DOUBLE")
+_NUMBER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+)
 
 
 class BadValueError(InputError):
@@ -74,7 +96,11 @@ class TrendReport:
 
 
 def compute_trends(
-    source: str | Path | TrendSource, options: TrendOptions | None = None, *, latest_sample: int = 0, seed: int = 0,
+    source: str | Path | TrendSource,
+    options: TrendOptions | None = None,
+    *,
+    latest_sample: int = 0,
+    seed: int = 0,
 ) -> TrendReport:
     """The trends of a tagged export or the service's store (see `open_source`).
 
@@ -87,10 +113,24 @@ def compute_trends(
     columns = resolve_columns(src, options)
     con = connect(options.timezone)
     try:
-        needed = [c for c in (columns.date, columns.category, columns.sub_reason, columns.error, columns.weight,
-                              *[s.column for s in options.by]) if c]
+        needed = [
+            c
+            for c in (
+                columns.date,
+                columns.category,
+                columns.sub_reason,
+                columns.error,
+                columns.weight,
+                *[s.column for s in options.by],
+            )
+            if c
+        ]
         needed = list(dict.fromkeys(needed))
-        extra = [c for c in (columns.text, _confidence_column(src)) if c and c not in needed] if (options.examples or latest_sample) else []
+        extra = (
+            [c for c in (columns.text, _confidence_column(src)) if c and c not in needed]
+            if (options.examples or latest_sample)
+            else []
+        )
         relation = src.relation(con, needed + extra)
         kinds = _column_types(con, relation)
         expressions = _Expressions(columns, options, kinds, src.store)
@@ -109,8 +149,11 @@ def compute_trends(
         latest = document.periods[-1] if document.periods else None
         if latest is not None and columns.text and options.examples:
             document.examples = _examples(con, relation, expressions, document, latest.start, options, src)
-        sample, total = (_latest_sample(con, relation, expressions, latest.start, latest_sample, seed)
-                         if latest is not None and columns.text and latest_sample else ([], 0))
+        sample, total = (
+            _latest_sample(con, relation, expressions, latest.start, latest_sample, seed)
+            if latest is not None and columns.text and latest_sample
+            else ([], 0)
+        )
     finally:
         con.close()
         closer = getattr(src, "close", None)
@@ -129,11 +172,15 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
         return next((by_lower[c] for c in candidates if c in by_lower), None)
 
     if "category" not in available:
-        raise InputError(f"{src}: no column 'category': is this a tagged export? Run `reason-classifier tag` first; "
-                         f"the columns are: {listing}")
+        raise InputError(
+            f"{src}: no column 'category': is this a tagged export? Run `reason-classifier tag` first; "
+            f"the columns are: {listing}"
+        )
     date_column = options.date_column or (STORE_DEFAULTS["date"] if src.store else guess(DATE_COLUMNS))
     if date_column is None:
-        raise InputError(f"{src}: which column holds the cancellation date? Name it (--date-column); the columns are: {listing}")
+        raise InputError(
+            f"{src}: which column holds the cancellation date? Name it (--date-column); the columns are: {listing}"
+        )
     src.require(date_column, "the date")
     if options.weight == AUTO:
         weight = STORE_DEFAULTS["weight"] if src.store else by_lower.get("mrr")
@@ -143,14 +190,17 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
             src.require(weight, "the weight")
     text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(LIKELY_TEXT_COLUMNS))
     if options.text_column:
-        src.require(text, "the answer text")
+        src.require(options.text_column, "the answer text")
     for segment in options.by:
         src.require(segment.column, "a segment")
     return Columns(
-        date=date_column, category="category",
+        date=date_column,
+        category="category",
         sub_reason="sub_reason" if "sub_reason" in available else None,
         error="error" if "error" in available else None,
-        weight=weight or None, text=text, segments=[s.name for s in options.by],
+        weight=weight or None,
+        text=text,
+        segments=[s.name for s in options.by],
     )
 
 
@@ -172,10 +222,16 @@ class _Expressions:
         self.ts = _timestamp(q(columns.date), kinds[columns.date], options.date_format, store)
         self.period = f"CAST(date_trunc('{options.period.value}', {self.ts}) AS DATE)"
         self.category = f"lower(trim({_text(q(columns.category), kinds[columns.category])}))"
-        self.is_error = (f"(nullif(trim({_text(q(columns.error), kinds[columns.error])}), '') IS NOT NULL)"
-                         if columns.error else "false")
-        sub = (f"coalesce(nullif(trim({_text(q(columns.sub_reason), kinds[columns.sub_reason])}), ''), '{NO_SUB_REASON}')"
-               if columns.sub_reason else f"'{NO_SUB_REASON}'")
+        self.is_error = (
+            f"(nullif(trim({_text(q(columns.error), kinds[columns.error])}), '') IS NOT NULL)"
+            if columns.error
+            else "false"
+        )
+        sub = (
+            f"coalesce(nullif(trim({_text(q(columns.sub_reason), kinds[columns.sub_reason])}), ''), '{NO_SUB_REASON}')"
+            if columns.sub_reason
+            else f"'{NO_SUB_REASON}'"
+        )
         self.sub_reason = f"CASE WHEN {self.is_error} THEN '{UNCLASSIFIED}' ELSE {sub} END"
         if columns.weight:
             self.raw_weight = _text(q(columns.weight), kinds[columns.weight])
@@ -189,7 +245,7 @@ class _Expressions:
             else:
                 self.segments.append((f"coalesce(nullif(trim({raw}), ''), '{NO_VALUE}')", raw, None))
         self.text = f"trim({_text(q(columns.text), kinds[columns.text])})" if columns.text in kinds else None
-        self.confidence = (f"TRY_CAST({q('confidence')} AS DOUBLE)" if "confidence" in kinds else "NULL")
+        self.confidence = f"TRY_CAST({q('confidence')} AS DOUBLE)" if "confidence" in kinds else "NULL"
 
     def in_range(self) -> str:
         day = f"CAST({self.ts} AS DATE)"
@@ -226,7 +282,10 @@ def _number(sql: str, kind: str) -> str:
 
 def _banded(number: str, segment: Segment) -> str:
     labels = segment.band_labels()
-    cases = " ".join(f"WHEN {number} < {edge!r} THEN {quote_literal(label)}" for edge, label in zip(segment.bands, labels))
+    cases = " ".join(
+        f"WHEN {number} < {edge!r} THEN {quote_literal(label)}"
+        for edge, label in zip(segment.bands, labels[:-1], strict=True)  # the last label is the ELSE
+    )
     return f"CASE WHEN {number} IS NULL THEN '{NO_VALUE}' {cases} ELSE {quote_literal(labels[-1])} END"
 
 
@@ -236,12 +295,18 @@ def _parse(con: Any, relation: str, e: _Expressions, options: TrendOptions) -> N
     weight = "CAST(NULL AS DOUBLE)"
     if e.columns.weight:
         weight = e.weight
-        bad_weight = (f"CASE WHEN nullif(trim({e.raw_weight}), '') IS NOT NULL AND "
-                      f"({weight} IS NULL OR NOT isfinite({weight}) OR {weight} < 0) THEN trim({e.raw_weight}) END")
+        bad_weight = (
+            f"CASE WHEN nullif(trim({e.raw_weight}), '') IS NOT NULL AND "
+            f"({weight} IS NULL OR NOT isfinite({weight}) OR {weight} < 0) THEN trim({e.raw_weight}) END"
+        )
     segments = []
     for i, (value, raw, number) in enumerate(e.segments):
         segments.append(f"{value} AS seg_{i}")
-        bad = f"CASE WHEN nullif(trim({raw}), '') IS NOT NULL AND {number} IS NULL THEN trim({raw}) END" if number else "NULL"
+        bad = (
+            f"CASE WHEN nullif(trim({raw}), '') IS NOT NULL AND {number} IS NULL THEN trim({raw}) END"
+            if number
+            else "NULL"
+        )
         segments.append(f"{bad} AS bad_seg_{i}")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE parsed AS
@@ -253,21 +318,35 @@ def _parse(con: Any, relation: str, e: _Expressions, options: TrendOptions) -> N
                {e.category} AS category,
                {e.sub_reason} AS sub_reason,
                {e.is_error} AS unclassified
-               {''.join(', ' + s for s in segments)}
+               {"".join(", " + s for s in segments)}
         FROM {relation}
-    """)
+    """)  # noqa: E501 - SQL as written
 
 
 def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) -> None:
     known = ", ".join(quote_literal(c) for c in CATEGORIES)
     problems = [
-        ("bad_date", columns.date, "is not a date or time",
-         "dates are read as ISO 8601 (2026-06-30, 2026-06-30 14:05, 2026-06-30T14:05:00+02:00); "
-         "for other forms pass --date-format, e.g. '%d/%m/%Y'" if not options.date_format
-         else f"it does not match --date-format {options.date_format!r}"),
-        ("bad_weight", columns.weight, "is not a revenue amount", "weights must be plain non-negative numbers such as 49.5"),
-        (f"CASE WHEN category IS NULL OR category NOT IN ({known}) THEN coalesce(category, '') END", columns.category,
-         "is not a category", f"a tagged export's categories are {', '.join(CATEGORIES)}"),
+        (
+            "bad_date",
+            columns.date,
+            "is not a date or time",
+            "dates are read as ISO 8601 (2026-06-30, 2026-06-30 14:05, 2026-06-30T14:05:00+02:00); "
+            "for other forms pass --date-format, e.g. '%d/%m/%Y'"
+            if not options.date_format
+            else f"it does not match --date-format {options.date_format!r}",
+        ),
+        (
+            "bad_weight",
+            columns.weight,
+            "is not a revenue amount",
+            "weights must be plain non-negative numbers such as 49.5",
+        ),
+        (
+            f"CASE WHEN category IS NULL OR category NOT IN ({known}) THEN coalesce(category, '') END",
+            columns.category,
+            "is not a category",
+            f"a tagged export's categories are {', '.join(CATEGORIES)}",
+        ),
     ]
     for i, segment in enumerate(options.by):
         if segment.bands:
@@ -276,7 +355,8 @@ def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) 
         if column is None:
             continue
         found = con.execute(
-            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, count(*) OVER () AS total "
+            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, count(*) OVER () AS "
+            "total "
             f"FROM parsed WHERE {expression} IS NOT NULL) ORDER BY row_number NULLS LAST LIMIT 1"
         ).fetchone()
         if found is None:
@@ -292,8 +372,10 @@ def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) 
 def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
     since = f"DATE '{options.since.isoformat()}'" if options.since else "NULL"
     until = f"DATE '{options.until.isoformat()}'" if options.until else "NULL"
-    in_range = (f"ts IS NOT NULL AND ({since} IS NULL OR CAST(ts AS DATE) >= {since}) "
-                f"AND ({until} IS NULL OR CAST(ts AS DATE) <= {until})")
+    in_range = (
+        f"ts IS NOT NULL AND ({since} IS NULL OR CAST(ts AS DATE) >= {since}) "
+        f"AND ({until} IS NULL OR CAST(ts AS DATE) <= {until})"
+    )
     row = con.execute(f"""
         SELECT count(*), count(*) FILTER (ts IS NULL), count(*) FILTER ({in_range}),
                count(*) FILTER ({in_range} AND unclassified), count(*) FILTER ({in_range} AND weight IS NULL),
@@ -302,9 +384,14 @@ def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
     """).fetchone()
     read, without_date, reported, unclassified, weight_missing, first_day, last_day = row
     return {
-        "rows_read": read, "rows_reported": reported, "rows_without_date": without_date,
-        "rows_outside_range": read - without_date - reported, "unclassified": unclassified,
-        "weight_missing": weight_missing, "first_day": first_day, "last_day": last_day,
+        "rows_read": read,
+        "rows_reported": reported,
+        "rows_without_date": without_date,
+        "rows_outside_range": read - without_date - reported,
+        "unclassified": unclassified,
+        "weight_missing": weight_missing,
+        "first_day": first_day,
+        "last_day": last_day,
     }
 
 
@@ -316,8 +403,10 @@ def _period_bounds(options: TrendOptions, summary: dict[str, Any]) -> tuple[date
     if first is None or last is None:
         return None, None
     if (count := options.period.count_between(first, last)) > MAX_PERIODS:
-        raise InputError(f"{first} to {last} is {count:,} {options.period.value}s; at most {MAX_PERIODS} periods are "
-                         f"reported: narrow since/until or choose a longer period")
+        raise InputError(
+            f"{first} to {last} is {count:,} {options.period.value}s; at most {MAX_PERIODS} periods are "
+            f"reported: narrow since/until or choose a longer period"
+        )
     return first, last
 
 
@@ -341,7 +430,7 @@ def _aggregate(con: Any, options: TrendOptions) -> pd.DataFrame:
         SELECT CAST(date_trunc('{options.period.value}', ts) AS DATE) AS period_start, category, sub_reason
                {selected_segments}{flags},
                count(*) AS answers, sum(weight) AS revenue, count(*) - count(weight) AS weight_missing
-        FROM parsed WHERE {' AND '.join(in_range)}
+        FROM parsed WHERE {" AND ".join(in_range)}
         GROUP BY {group}
     """).df()
     frame["segment"] = ALL
@@ -351,25 +440,35 @@ def _aggregate(con: Any, options: TrendOptions) -> pd.DataFrame:
         frame.loc[mine, "segment"] = segment.name
         frame.loc[mine, "segment_value"] = frame.loc[mine, f"seg_{i}"]
     frame["period_start"] = pd.to_datetime(frame["period_start"]).dt.date
-    return frame[["segment", "segment_value", "period_start", "category", "sub_reason", "answers", "revenue", "weight_missing"]]
+    return frame[
+        ["segment", "segment_value", "period_start", "category", "sub_reason", "answers", "revenue", "weight_missing"]
+    ]
 
 
-def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | None, last: date | None,
-              has_weight: bool) -> pd.DataFrame:
+def _complete(
+    aggregated: pd.DataFrame, options: TrendOptions, first: date | None, last: date | None, has_weight: bool
+) -> pd.DataFrame:
     """Every period × segment value × reason, zeros where there were no answers; shares and changes."""
     period: Period = options.period
     starts = period.starts_between(first, last) if first and last else []
     known = _taxonomy_order()
     pairs = sorted(
         set(map(tuple, aggregated[["category", "sub_reason"]].drop_duplicates().itertuples(index=False, name=None))),
-        key=lambda p: (CATEGORIES.index(p[0]) if p[0] in CATEGORIES else 99, p[1] == UNCLASSIFIED,
-                       known.get(p[1], len(known)), p[1]),
+        key=lambda p: (
+            CATEGORIES.index(p[0]) if p[0] in CATEGORIES else 99,
+            p[1] == UNCLASSIFIED,
+            known.get(p[1], len(known)),
+            p[1],
+        ),
     )
     segment_values = [(ALL, ALL)]
     for segment in options.by:
         values = aggregated.loc[aggregated["segment"] == segment.name, "segment_value"].unique().tolist()
-        order = segment.band_labels() + [NO_VALUE] if segment.bands else None
-        values.sort(key=(lambda v: order.index(v) if v in order else len(order)) if order else (lambda v: (v == NO_VALUE, v)))
+        if segment.bands:
+            bands = [*segment.band_labels(), NO_VALUE]
+            values.sort(key=lambda v, bands=bands: bands.index(v) if v in bands else len(bands))
+        else:
+            values.sort(key=lambda v: (v == NO_VALUE, v))
         segment_values.extend((segment.name, v) for v in values)
 
     columns = ["segment", "segment_value", "period_start", "category", "sub_reason"]
@@ -381,7 +480,11 @@ def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | Non
             columns=columns,
         )
         if level == "category":
-            by_category = sums.groupby(level=["segment", "segment_value", "period_start", "category"]).sum(min_count=1).reset_index()
+            by_category = (
+                sums.groupby(level=["segment", "segment_value", "period_start", "category"])
+                .sum(min_count=1)
+                .reset_index()
+            )
             merged = grid.drop(columns="sub_reason").merge(by_category, how="left", on=columns[:-1])
             merged.insert(4, "sub_reason", None)
         else:
@@ -397,8 +500,16 @@ def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | Non
     totals = frame[frame["level"] == "category"].groupby(period_keys)[["answers", "revenue"]].sum()
     totals.columns = ["period_answers", "period_revenue"]
     frame = frame.join(totals, on=period_keys)
-    frame["share_pct"] = np.where(frame["period_answers"] > 0, 100.0 * frame["answers"] / frame["period_answers"].where(frame["period_answers"] > 0, 1), 0.0)
-    frame["revenue_share_pct"] = np.where(frame["period_revenue"] > 0, 100.0 * frame["revenue"] / frame["period_revenue"].where(frame["period_revenue"] > 0, 1), 0.0)
+    frame["share_pct"] = np.where(
+        frame["period_answers"] > 0,
+        100.0 * frame["answers"] / frame["period_answers"].where(frame["period_answers"] > 0, 1),
+        0.0,
+    )
+    frame["revenue_share_pct"] = np.where(
+        frame["period_revenue"] > 0,
+        100.0 * frame["revenue"] / frame["period_revenue"].where(frame["period_revenue"] > 0, 1),
+        0.0,
+    )
     reason_keys = ["segment", "segment_value", "level", "category", "sub_reason"]
     frame = frame.sort_values([*reason_keys, "period_start"], key=None, kind="stable")
     grouped = frame.groupby(reason_keys, dropna=False, sort=False)
@@ -409,12 +520,14 @@ def _complete(aggregated: pd.DataFrame, options: TrendOptions, first: date | Non
             frame[column] = np.nan
     frame["period"] = [period.label(p) for p in frame["period_start"]]
     order = {key: i for i, key in enumerate(segment_values)}
-    frame["_segment_order"] = [order[(s, v)] for s, v in zip(frame["segment"], frame["segment_value"])]
+    frame["_segment_order"] = [order[(s, v)] for s, v in zip(frame["segment"], frame["segment_value"], strict=True)]
     frame["_level_order"] = (frame["level"] == "sub_reason").astype(int)
     reason_order = {("category", c, None): i for i, c in enumerate(CATEGORIES)}
     reason_order.update({("sub_reason", c, r): i for i, (c, r) in enumerate(pairs)})
-    frame["_reason_order"] = [reason_order[(lv, c, r if lv == "sub_reason" else None)]
-                              for lv, c, r in zip(frame["level"], frame["category"], frame["sub_reason"])]
+    frame["_reason_order"] = [
+        reason_order[(lv, c, r if lv == "sub_reason" else None)]
+        for lv, c, r in zip(frame["level"], frame["category"], frame["sub_reason"], strict=True)
+    ]
     frame = frame.sort_values(["_segment_order", "period_start", "_level_order", "_reason_order"], kind="stable")
     return frame.drop(columns=["_segment_order", "_level_order", "_reason_order"]).reset_index(drop=True)
 
@@ -440,23 +553,42 @@ def _round(value: Any, digits: int) -> float | None:
     return round(float(value), digits)
 
 
-def _document(src: TrendSource, options: TrendOptions, columns: Columns, summary: dict[str, Any], frame: pd.DataFrame) -> TrendsDocument:
+def _document(
+    src: TrendSource, options: TrendOptions, columns: Columns, summary: dict[str, Any], frame: pd.DataFrame
+) -> TrendsDocument:
     rows = [
         TrendRow(
-            segment=r.segment, segment_value=str(r.segment_value), period=r.period, period_start=r.period_start,
-            level=r.level, category=r.category, sub_reason=r.sub_reason, answers=int(r.answers),
-            share_pct=_round(r.share_pct, 4), share_change_pts=_round(r.share_change_pts, 4),
-            revenue_lost=_round(r.revenue, 2), revenue_share_pct=_round(r.revenue_share_pct, 4),
-            revenue_share_change_pts=_round(r.revenue_share_change_pts, 4), weight_missing=int(r.weight_missing),
+            segment=r.segment,
+            segment_value=str(r.segment_value),
+            period=r.period,
+            period_start=r.period_start,
+            level=r.level,
+            category=r.category,
+            sub_reason=r.sub_reason,
+            answers=int(r.answers),
+            share_pct=_round(r.share_pct, 4),
+            share_change_pts=_round(r.share_change_pts, 4),
+            revenue_lost=_round(r.revenue, 2),
+            revenue_share_pct=_round(r.revenue_share_pct, 4),
+            revenue_share_change_pts=_round(r.revenue_share_change_pts, 4),
+            weight_missing=int(r.weight_missing),
         )
         for r in frame.itertuples(index=False)
     ]
     overall = [r for r in rows if r.segment == ALL and r.level == "category"]
     periods: dict[date, PeriodTotals] = {}
     for r in overall:
-        totals = periods.setdefault(r.period_start, PeriodTotals(
-            period=r.period, start=r.period_start, end=options.period.end_of(r.period_start), answers=0,
-            revenue_lost=0.0 if columns.weight else None, weight_missing=0))
+        totals = periods.setdefault(
+            r.period_start,
+            PeriodTotals(
+                period=r.period,
+                start=r.period_start,
+                end=options.period.end_of(r.period_start),
+                answers=0,
+                revenue_lost=0.0 if columns.weight else None,
+                weight_missing=0,
+            ),
+        )
         totals.answers += r.answers
         totals.weight_missing += r.weight_missing
         if columns.weight:
@@ -465,25 +597,48 @@ def _document(src: TrendSource, options: TrendOptions, columns: Columns, summary
     if summary["rows_without_date"]:
         notes.append(f"{summary['rows_without_date']} row(s) without a date were left out.")
     if summary["unclassified"]:
-        notes.append(f"{summary['unclassified']} answer(s) the tagger could not classify are counted as other / {UNCLASSIFIED}.")
+        notes.append(
+            f"{summary['unclassified']} answer(s) the tagger could not classify are counted as other / {UNCLASSIFIED}."
+        )
     if columns.weight and summary["weight_missing"]:
-        notes.append(f"{summary['weight_missing']} answer(s) without {columns.weight} are counted but left out of the revenue sums.")
+        notes.append(
+            f"{summary['weight_missing']} answer(s) without {columns.weight} are counted but left out of the "
+            "revenue sums."
+        )
     if not columns.weight:
         notes.append("No weight column: revenue lost is not reported (pass --weight mrr).")
     last_start = max(periods) if periods else None
-    if last_start and summary["last_day"] and not options.until and summary["last_day"] < options.period.end_of(last_start):
-        notes.append(f"The last period, {options.period.label(last_start)}, is partial: the data ends on {summary['last_day']}; "
-                     f"its changes and movers compare part of a period with a whole one (--until "
-                     f"{(last_start - timedelta(days=1)).isoformat()} reports up to the last complete period).")
-    movers = [r for r in rows if r.segment == ALL and r.level == "sub_reason" and r.period_start == last_start
-              and r.share_change_pts is not None]
+    if (
+        last_start
+        and summary["last_day"]
+        and not options.until
+        and summary["last_day"] < options.period.end_of(last_start)
+    ):
+        notes.append(
+            f"The last period, {options.period.label(last_start)}, is partial: the data ends on {summary['last_day']}; "
+            f"its changes and movers compare part of a period with a whole one (--until "
+            f"{(last_start - timedelta(days=1)).isoformat()} reports up to the last complete period)."
+        )
+    movers = [
+        r
+        for r in rows
+        if r.segment == ALL
+        and r.level == "sub_reason"
+        and r.period_start == last_start
+        and r.share_change_pts is not None
+    ]
     movers.sort(key=lambda r: (-abs(r.share_change_pts or 0.0), -r.answers))
     if last_start and len(periods) < 2:
         notes.append("Only one period: there is no previous period to measure changes against.")
     return TrendsDocument(
-        source=src.description, options=options.to_dict(), columns=columns, summary=Summary(**summary),
-        periods=[periods[k] for k in sorted(periods)], top_movers=[m for m in movers[: options.top_movers] if m.share_change_pts],
-        notes=notes, rows=rows,
+        source=src.description,
+        options=options.to_dict(),
+        columns=columns,
+        summary=Summary(**summary),
+        periods=[periods[k] for k in sorted(periods)],
+        top_movers=[m for m in movers[: options.top_movers] if m.share_change_pts],
+        notes=notes,
+        rows=rows,
     )
 
 
@@ -492,14 +647,28 @@ def rising_reasons(document: TrendsDocument, limit: int) -> list[TrendRow]:
     if not document.periods:
         return []
     last = document.periods[-1].start
-    rising = [r for r in document.rows if r.segment == ALL and r.level == "sub_reason" and r.period_start == last
-              and (r.share_change_pts or 0) > 0 and r.sub_reason != UNCLASSIFIED]
+    rising = [
+        r
+        for r in document.rows
+        if r.segment == ALL
+        and r.level == "sub_reason"
+        and r.period_start == last
+        and (r.share_change_pts or 0) > 0
+        and r.sub_reason != UNCLASSIFIED
+    ]
     rising.sort(key=lambda r: -(r.share_change_pts or 0))
     return rising[:limit]
 
 
-def _examples(con: Any, relation: str, e: _Expressions, document: TrendsDocument, last: date,
-              options: TrendOptions, src: TrendSource) -> list[ExampleAnswers]:
+def _examples(
+    con: Any,
+    relation: str,
+    e: _Expressions,
+    document: TrendsDocument,
+    last: date,
+    options: TrendOptions,
+    src: TrendSource,
+) -> list[ExampleAnswers]:
     rising = rising_reasons(document, options.top_movers)
     if not rising or e.text is None:
         return []
@@ -513,15 +682,24 @@ def _examples(con: Any, relation: str, e: _Expressions, document: TrendsDocument
                         AND nullif({e.text}, '') IS NOT NULL AND {e.sub_reason} IN ({wanted})
                   GROUP BY ALL))
         WHERE rank <= {int(options.examples)} ORDER BY sub_reason, rank
-    """).fetchall()
+    """).fetchall()  # noqa: E501 - SQL as written
     by_reason: dict[str, list[str]] = {}
     for sub_reason, text in found:
         by_reason.setdefault(sub_reason, []).append(text)
-    return [ExampleAnswers(category=r.category, sub_reason=r.sub_reason or "", share_change_pts=r.share_change_pts,
-                           answers=by_reason.get(r.sub_reason or "", [])) for r in rising]
+    return [
+        ExampleAnswers(
+            category=r.category,
+            sub_reason=r.sub_reason or "",
+            share_change_pts=r.share_change_pts,
+            answers=by_reason.get(r.sub_reason or "", []),
+        )
+        for r in rising
+    ]
 
 
-def _latest_sample(con: Any, relation: str, e: _Expressions, last: date, limit: int, seed: int) -> tuple[list[str], int]:
+def _latest_sample(
+    con: Any, relation: str, e: _Expressions, last: date, limit: int, seed: int
+) -> tuple[list[str], int]:
     """Up to `limit` answers of the last period (the same ones for the same data and seed), and how many there are."""
     rows = con.execute(f"""
         SELECT text, count(*) OVER () FROM (SELECT {e.text} AS text FROM {relation}

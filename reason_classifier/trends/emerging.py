@@ -50,10 +50,14 @@ def find_emerging_reasons(
     if not 0 < far_below < 1:
         raise ValueError(f"far_below must be between 0 and 1, got {far_below!r}")
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
-    result = EmergingReasons(period=period, answers_in_period=answers_in_period, sampled=len(texts), far=0,
-                             threshold=far_below, reasons=[])
-    if sampled_note := (f"{len(texts):,} of {answers_in_period:,} answers were embedded (a seeded sample)."
-                        if len(texts) < answers_in_period else None):
+    result = EmergingReasons(
+        period=period, answers_in_period=answers_in_period, sampled=len(texts), far=0, threshold=far_below, reasons=[]
+    )
+    if sampled_note := (
+        f"{len(texts):,} of {answers_in_period:,} answers were embedded (a seeded sample)."
+        if len(texts) < answers_in_period
+        else None
+    ):
         result.note = sampled_note
     if not texts:
         return result
@@ -66,7 +70,9 @@ def find_emerging_reasons(
         return result
     far_texts = [texts[i] for i in far]
     far_embeddings = embeddings[far]
-    clusterer = AnswerClusterer(min_cluster_size=min_cluster_size or max(5, round(np.sqrt(len(far)) / 2)), random_state=seed)
+    clusterer = AnswerClusterer(
+        min_cluster_size=min_cluster_size or max(5, round(np.sqrt(len(far)) / 2)), random_state=seed
+    )
     labels = clusterer.fit_predict(far_embeddings)
     if not clusterer.n_clusters_:
         return result
@@ -85,11 +91,16 @@ def find_emerging_reasons(
             if len(shown) == examples:
                 break
         member_best = best[far[members]]
-        reasons.append(EmergingReason(
-            size=int(len(members)), share_of_sample_pct=round(100.0 * len(members) / len(texts), 2),
-            keywords=words.get(cluster, []), nearest_sub_reason=nearest_names[cluster],
-            similarity=round(float(member_best.mean()), 3), examples=shown,
-        ))
+        reasons.append(
+            EmergingReason(
+                size=int(len(members)),
+                share_of_sample_pct=round(100.0 * len(members) / len(texts), 2),
+                keywords=words.get(cluster, []),
+                nearest_sub_reason=nearest_names[cluster],
+                similarity=round(float(member_best.mean()), 3),
+                examples=shown,
+            )
+        )
     reasons.sort(key=lambda r: -r.size)
     result.reasons = reasons[:max_reasons]
     unassigned = int((labels == UNASSIGNED).sum())

@@ -18,7 +18,9 @@ class TrendRow(BaseModel):
     period_start: date
     level: Literal["category", "sub_reason"]
     category: str
-    sub_reason: str | None = Field(description="None on category rows; 'unclassified' for rows the tagger could not classify.")
+    sub_reason: str | None = Field(
+        description="None on category rows; 'unclassified' for rows the tagger could not classify."
+    )
     answers: int = Field(description="Answers (customers lost) with this reason.")
     share_pct: float = Field(description="Share of the period's answers, in %.")
     share_change_pts: float | None
@@ -54,7 +56,9 @@ class Summary(BaseModel):
     rows_reported: int = Field(description="Rows with a date inside since/until: the answers in the report.")
     rows_without_date: int = Field(description="Rows whose date cell is empty: left out.")
     rows_outside_range: int
-    unclassified: int = Field(description="Reported rows the tagger could not classify (error column set): counted as other/unclassified.")
+    unclassified: int = Field(
+        description="Reported rows the tagger could not classify (error column set): counted as other/unclassified."
+    )
     weight_missing: int
     first_day: date | None
     last_day: date | None
@@ -72,7 +76,9 @@ class EmergingReason(BaseModel):
     share_of_sample_pct: float
     keywords: list[str]
     nearest_sub_reason: str | None
-    similarity: float | None = Field(description="Mean similarity of the cluster's answers to their nearest sub-reason.")
+    similarity: float | None = Field(
+        description="Mean similarity of the cluster's answers to their nearest sub-reason."
+    )
     examples: list[str]
 
 
@@ -92,8 +98,12 @@ class TrendsDocument(BaseModel):
     columns: Columns
     summary: Summary
     periods: list[PeriodTotals]
-    top_movers: list[TrendRow] = Field(description="Sub-reasons of the last period with the largest share change, in points.")
-    examples: list[ExampleAnswers] = Field(default_factory=list, description="Example answers of the last period per rising reason.")
+    top_movers: list[TrendRow] = Field(
+        description="Sub-reasons of the last period with the largest share change, in points."
+    )
+    examples: list[ExampleAnswers] = Field(
+        default_factory=list, description="Example answers of the last period per rising reason."
+    )
     emerging: EmergingReasons | None = None
     notes: list[str] = Field(default_factory=list)
     rows: list[TrendRow]

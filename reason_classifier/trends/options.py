@@ -6,6 +6,7 @@ import math
 import zoneinfo
 from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import pairwise
 
 from ..errors import InputError
 from .periods import Period
@@ -44,7 +45,7 @@ class Segment:
 
     def band_labels(self) -> list[str]:
         edges = [_number(b) for b in self.bands]
-        return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in zip(edges, edges[1:])), f"{edges[-1]}+"]
+        return [f"<{edges[0]}", *(f"{a}-{b}" for a, b in pairwise(edges)), f"{edges[-1]}+"]
 
     def __str__(self) -> str:
         return self.column + (":" + ",".join(_number(b) for b in self.bands) if self.bands else "")
@@ -100,7 +101,9 @@ class TrendOptions:
         try:
             zoneinfo.ZoneInfo(self.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InputError(f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York") from None
+            raise InputError(
+                f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York"
+            ) from None
         if self.top_movers < 0 or self.examples < 0:
             raise InputError("top_movers and examples must not be negative")
         names = [s.name for s in self.by]

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from enum import Enum
 
 
-class Period(str, Enum):
+class Period(str, Enum):  # noqa: UP042 - StrEnum changes str() and f-strings of members (behaviour kept)
     WEEK = "week"
     MONTH = "month"
     QUARTER = "quarter"

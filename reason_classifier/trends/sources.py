@@ -39,13 +39,15 @@ def connect(timezone: str = "UTC", threads: int = 2, memory_limit: str = "1GB") 
     """An in-memory DuckDB connection that never fetches an extension and reads times in `timezone`."""
     import duckdb
 
-    con = duckdb.connect(config={
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "threads": threads,
-        "memory_limit": memory_limit,
-        "preserve_insertion_order": False,
-    })
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": threads,
+            "memory_limit": memory_limit,
+            "preserve_insertion_order": False,
+        }
+    )
     con.execute(f"SET TimeZone = {quote_literal(timezone)}")
     return con
 
@@ -79,6 +81,10 @@ class TrendSource(ABC):
         """The row number of the first row whose `column` reads as `value`, for an error message."""
         return None
 
+    def close(self) -> None:
+        """Release what the source holds (the store's database engine); a file source holds nothing."""
+        return None
+
     def require(self, column: str, purpose: str) -> None:
         if column not in self.columns:
             raise InputError(
@@ -105,8 +111,10 @@ class DuckDBFileSource(TrendSource):
         path = quote_literal(str(self.path))
         if self.format in (SurveyFormat.CSV, SurveyFormat.TSV):
             delimiter = "\t" if self.format is SurveyFormat.TSV else self._csv_delimiter()
-            return (f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
-                    "quote = '\"', escape = '\"')")
+            return (
+                f"read_csv({path}, header = true, all_varchar = true, delim = {quote_literal(delimiter)}, "
+                "quote = '\"', escape = '\"')"
+            )
         if self.format is SurveyFormat.JSONL:
             return f"read_json({path}, format = 'newline_delimited', maximum_sample_files = 1, sample_size = 20480)"
         return f"read_parquet({path}, file_row_number = true)"
@@ -201,7 +209,9 @@ class ExcelSource(ChunkedSource):
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         with open_reader(self.path, SurveyFormat.EXCEL, LOAD_CHUNK_ROWS, sheet=self.sheet) as reader:
             for chunk in reader.chunks():
-                frame = pd.DataFrame({c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns})
+                frame = pd.DataFrame(
+                    {c: pd.array([_cell_text(v) for v in chunk.table[c]], dtype="string") for c in columns}
+                )
                 frame[ROW] = range(chunk.first_row, chunk.first_row + len(chunk.table))
                 yield frame
 
@@ -257,14 +267,28 @@ class StoreSource(ChunkedSource):
         except DBAPIError as error:
             if self._tolerant or not any(c.startswith("metadata.") for c in columns):
                 raise
-            log.warning("%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
-                        self.description, type(error.orig).__name__)
+            log.warning(
+                "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
+                self.description,
+                type(error.orig).__name__,
+            )
             self._tolerant = True
             return super().relation(con, columns)
 
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
         from sqlalchemy import (
-            JSON, DateTime, Float, Integer, MetaData, Numeric, String, Table, Text, cast, select, type_coerce,
+            JSON,
+            DateTime,
+            Float,
+            Integer,
+            MetaData,
+            Numeric,
+            String,
+            Table,
+            Text,
+            cast,
+            select,
+            type_coerce,
         )
 
         stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
@@ -280,8 +304,13 @@ class StoreSource(ChunkedSource):
                 kind = "text"
             else:
                 column = stored.c[name]
-                kind = ("time" if isinstance(column.type, DateTime) else
-                        "number" if isinstance(column.type, (Float, Integer, Numeric)) else "text")
+                kind = (
+                    "time"
+                    if isinstance(column.type, DateTime)
+                    else "number"
+                    if isinstance(column.type, (Float, Integer, Numeric))
+                    else "text"
+                )
                 if kind == "time" and self.engine.dialect.name == "sqlite":
                     column = type_coerce(column, String())  # parsed below, all at once, as the UTC it is
             selected.append(column.label(name))
@@ -290,7 +319,9 @@ class StoreSource(ChunkedSource):
         names = [ROW, *([_METADATA_TEXT] if self._tolerant else []), *(c for c in columns if kinds[c] != "metadata")]
         with self.engine.connect() as connection:
             if self._tolerant and self.engine.dialect.name == "sqlite":
-                connection.connection.dbapi_connection.text_factory = _tolerant_text
+                dbapi = connection.connection.dbapi_connection
+                assert dbapi is not None  # an open connection has its driver connection
+                dbapi.text_factory = _tolerant_text
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():
                 raw = pd.DataFrame(rows, columns=names)
