@@ -66,7 +66,8 @@ class Segment:
         """Up to `limit_rows` complete lines between `consumed` and `end`, each with the offset just after it."""
         end = min(end, self.consumed + limit_bytes)
         data = os.pread(self.fd, end - self.consumed, self.consumed)
-        lines, start = [], 0
+        lines: list[tuple[bytes, int]] = []
+        start = 0
         while len(lines) < limit_rows:
             newline = data.find(b"\n", start)
             if newline < 0:
