@@ -237,7 +237,16 @@ def classify(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help=(
+                "Model calls run at once, in threads of one process (one model in memory; /readyz and /metrics "
+                "are the whole service's)."
+            ),
+        ),
+    ] = 1,
     model: Annotated[
         Path | None,
         typer.Option(
@@ -264,6 +273,10 @@ def serve(
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
     if model is not None:
         os.environ[f"{ENV_PREFIX}MODEL"] = str(model) if str(model) in ("default", "fast") else str(model.resolve())
+    # One process, `workers` model threads: with uvicorn's worker processes, /readyz answered for whichever
+    # process got the request (ready while most requests got 503 not_ready) and /metrics was per process.
+    if workers > 1:
+        os.environ[f"{ENV_PREFIX}PREDICT_THREADS"] = str(workers)
     try:
         settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
         from reason_classifier.service.offers import OffersConfig
@@ -276,7 +289,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        workers=workers,
+        workers=1,
         log_level=settings.log_level,
         access_log=False,  # the service logs each request itself, without answer text
     )
