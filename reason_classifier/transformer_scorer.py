@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,8 @@ class TransformerScorer:
 
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.encoder.folder / FINE_TUNED_ME5_FILE, folder / FINE_TUNED_ME5_FILE)
-        np.savez_compressed(folder / TRANSFORMER_HEAD_FILE, **self.head.to_arrays("sub_reason"))
+        arrays: dict[str, Any] = self.head.to_arrays("sub_reason")
+        np.savez_compressed(folder / TRANSFORMER_HEAD_FILE, **arrays)
         return folder
 
     @classmethod

@@ -20,18 +20,20 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from reason_classifier.classifier import ReasonClassifier
+from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead, softmax
 from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.multilingual_e5 import MultilingualE5Encoder
 from reason_classifier.taxonomy import Taxonomy
-from reason_classifier.transformer_scorer import TransformerScorer
+from reason_classifier.transformer_scorer import TRANSFORMER_HEAD_FILE, TransformerScorer
 
 from .config import TrainingConfig
-from .corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, read_labelled, taxonomy_examples
+from .corpus import HELDOUT_PATH, TAXONOMY_PATH, TRAIN_PATH, LabelledSet, read_labelled, taxonomy_examples
 from .ensemble import calibration_split, weigh
 from .evaluate import evaluate
 from .model_card import model_card
@@ -65,7 +67,7 @@ def transformer_stage(
     data = read_labelled(TRAIN_PATH, taxonomy) + taxonomy_examples(taxonomy)
     fit, _ = calibration_split(data.categories, seed=config.seed)
     names = taxonomy.sub_reason_names
-    classes = np.array([names.index(s) for s in data.sub_reasons])
+    classes = _sub_reason_indices(data, names)
     started = time.monotonic()
     model = fine_tune_me5(
         [data.texts[i] for i in fit],
@@ -83,7 +85,8 @@ def transformer_stage(
     head = LinearHead(
         tuple(names), model.layer.weight.detach().numpy() * model.scale, model.layer.bias.detach().numpy()
     )
-    np.savez_compressed(folder / "head.npz", **head.to_arrays("sub_reason"))
+    arrays: dict[str, Any] = head.to_arrays("sub_reason")
+    np.savez_compressed(folder / TRANSFORMER_HEAD_FILE, **arrays)
     (folder / "run.json").write_text(
         json.dumps(
             {
@@ -122,7 +125,7 @@ def combine_stage(work: Path, output: Path, config: TrainingConfig, weight: floa
     out_of_fold = np.load(work / OUT_OF_FOLD)
     scorer = TransformerScorer.load(work / TRANSFORMER_WORK, threads=threads).reorder(taxonomy.sub_reason_names)
     names = taxonomy.sub_reason_names
-    truth = np.array([names.index(s) for s in data.sub_reasons])[kept]
+    truth = _sub_reason_indices(data, names)[kept]
     head_probabilities = softmax(out_of_fold[kept] / fast.head.temperature)
     weighing = weigh(head_probabilities, scorer.logits([data.texts[i] for i in kept]), truth, taxonomy, weight)
     scorer = TransformerScorer(scorer.encoder, scorer.head.with_temperature(weighing["transformer_temperature"]))
@@ -151,6 +154,14 @@ def combine_stage(work: Path, output: Path, config: TrainingConfig, weight: floa
     )
     classifier.save(output, metrics=metrics, card=card)
     return {"weighing": weighing, "heldout_macro_f1": metrics["heldout"]["macro_f1"]}
+
+
+def _sub_reason_indices(data: LabelledSet, names: list[str]) -> np.ndarray:
+    """Each row's sub-reason as a column of the taxonomy's sub-reasons; every row needs one."""
+    missing = [i for i, sub_reason in enumerate(data.sub_reasons) if sub_reason is None]
+    if missing:
+        raise InputError(f"{len(missing)} training row(s) have no sub_reason (first: {data.texts[missing[0]]!r})")
+    return np.array([names.index(sub_reason) for sub_reason in data.sub_reasons if sub_reason is not None])
 
 
 def main() -> None:
