@@ -1,15 +1,22 @@
-"""Latency and throughput of the classify service over HTTP, next to the in-process `predict` time.
+"""Latency and throughput of the classify service over HTTP, next to the in-process `predict` time, per shipped model.
 
-    python bench/service_latency.py                    # 2,000 requests at each of concurrency 1, 8 and 32
+    python bench/service_latency.py                    # 2,000 requests at each of concurrency 1, 8 and 32, per model
     python bench/service_latency.py --requests 500     # quick check
+    python bench/service_latency.py --models fast,previous-default
 
-The server is `reason-classifier serve` with the default model and default settings (no store, no
-API keys), started as a separate process on 127.0.0.1 only. Requests are single answers drawn with
-a fixed seed from labels/heldout (seven languages), sent with keep-alive connections, one per
-client thread. In the same run, the bench process loads the same model and times
-`classifier.predict([answer])` over the same answers, after the server has stopped: the HTTP
-overhead ratio is the p50 latency at concurrency 1 over the in-process p50. Note that the client
-threads share the machine's cores with the server.
+Models (bench/models.py), side by side in one run: the shipped default (`default`), the same folder
+without its transformer (`fast`, the service's `model: fast` setting) and the previous default
+(`reason_classifier/default_model` at commit 0f94aa8, extracted with git archive, or `--previous PATH`).
+
+For each model in turn, the server is `reason-classifier serve` with that model
+(REASON_CLASSIFIER_SERVICE_MODEL) and otherwise default settings (no store, no API keys), started as
+a separate process on 127.0.0.1 only. Requests are single answers drawn with a fixed seed from
+labels/heldout (every language), sent with keep-alive connections, one per client thread; every
+model gets the same answers. After the last server has stopped, the bench process loads each model
+in turn and times `classifier.predict([answer])` over the same answers: the HTTP overhead ratio is
+the p50 latency at concurrency 1 over the in-process p50, and each model's p99 at concurrency 8 is
+also given as a ratio of the previous default's. Note that the client threads share the machine's
+cores with the server.
 
 Results: a table on the terminal and JSON in bench/results/service_latency.json.
 """
@@ -35,8 +42,20 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 REPOSITORY = BENCH.parent
 DEFAULT_OUTPUT = BENCH / "results" / "service_latency.json"
+sys.path.insert(0, str(REPOSITORY))
+
+from bench.models import (  # noqa: E402
+    DEFAULT,
+    FAST,
+    PREVIOUS_DEFAULT,
+    SHIPPED_MODELS,
+    PreviousDefaultError,
+    shipped_models,
+)
+
 CONCURRENCY = (1, 8, 32)
-TARGET_P99_MS_AT_8 = 25.0
+# issue #14: the default (with its transformer) p99 ≤ 50 ms at concurrency 8; `fast` keeps the 25 ms of the recipe it is
+TARGET_P99_MS_AT_8 = {DEFAULT: 50.0, FAST: 25.0}
 TARGET_REQUESTS_PER_SECOND = 200.0
 TARGET_OVERHEAD = 2.0
 
@@ -50,23 +69,33 @@ def answers(seed: int, count: int) -> list[str]:
     return [rng.choice(texts) for _ in range(count)]
 
 
-def in_process(texts: list[str]) -> dict:
+def in_process(texts: list[str], model: str) -> dict:
+    """`predict([answer])` timed answer by answer in this process; `model` is what ReasonClassifier.load takes."""
+    import gc
+
     from reason_classifier.classifier import ReasonClassifier
 
-    classifier = ReasonClassifier.load()
+    classifier = ReasonClassifier.load(model)
     classifier.predict(texts[:20])
     timings = []
     for text in texts:
         started = time.perf_counter()
         classifier.predict([text])
         timings.append(time.perf_counter() - started)
-    return summarise(np.array(timings), sum(timings))
+    result = {
+        **summarise(np.array(timings), sum(timings)),
+        "version": classifier.version,
+        "transformer": classifier.transformer is not None,
+    }
+    del classifier
+    gc.collect()
+    return result
 
 
 def summarise(seconds: np.ndarray, wall: float) -> dict:
     ms = seconds * 1000
     return {
-        "requests": int(len(seconds)),
+        "requests": len(seconds),
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p95_ms": round(float(np.percentile(ms, 95)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
@@ -90,9 +119,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int) -> subprocess.Popen:
+def start_server(port: int, model: str) -> tuple[subprocess.Popen, str | None]:
+    """The service on `port` with `model` ("default", "fast" or a folder), once ready; and the model version it
+    reports."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REASON_CLASSIFIER_SERVICE_")}
     environment["REASON_CLASSIFIER_SERVICE_LOG_LEVEL"] = "warning"
+    # the setting, not `serve --model`: that option takes a folder and would resolve "fast" as a path
+    environment["REASON_CLASSIFIER_SERVICE_MODEL"] = model
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPOSITORY,
@@ -107,8 +140,9 @@ def start_server(port: int) -> subprocess.Popen:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return process
+            response = connection.getresponse()
+            if response.status == 200:
+                return process, json.loads(response.read() or b"{}").get("model_version")
         except OSError:
             pass
         time.sleep(0.1)
@@ -155,20 +189,13 @@ def load(port: int, texts: list[str], concurrency: int) -> tuple[dict, dict]:
     return summarise(latencies, wall), statuses
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level")
-    parser.add_argument("--seed", type=int, default=4)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    options = parser.parse_args()
-
-    texts = answers(options.seed, options.requests)
-    pressure_before = cpu_pressure()
+def measure_server(model: str, texts: list[str], warm_up: list[str]) -> dict:
+    """Start the service with `model`, warm it up, send `texts` at each concurrency level, stop it."""
     port = free_port()
-    server = start_server(port)
+    server, version = start_server(port, model)
     levels = {}
     try:
-        load(port, answers(options.seed + 1, 200), 8)  # warm-up, not measured
+        load(port, warm_up, 8)  # not measured
         for concurrency in CONCURRENCY:
             result, statuses = load(port, texts, concurrency)
             result["statuses"] = {str(k): v for k, v in sorted(statuses.items())}
@@ -176,42 +203,122 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    # After the server is gone, so neither competes with the other for the cores; the model is loaded
-    # here only now, since its idle threads would otherwise share the client's process.
-    baseline = in_process(texts)
-    pressure_after = cpu_pressure()
+    return {"server_model_version": version, "http": levels}
 
-    overhead = levels["1"]["p50_ms"] / baseline["p50_ms"]
-    targets = {
-        "p99_ms_at_concurrency_8": {
-            "target": TARGET_P99_MS_AT_8,
+
+def model_targets(name: str, result: dict) -> dict:
+    levels = result["http"]
+    best = max(level["requests_per_second"] for level in levels.values())
+    targets = {}
+    if name in TARGET_P99_MS_AT_8:
+        targets["p99_ms_at_concurrency_8"] = {
+            "target": TARGET_P99_MS_AT_8[name],
             "measured": levels["8"]["p99_ms"],
-            "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8,
-        },
-        "requests_per_second": {
+            "met": levels["8"]["p99_ms"] <= TARGET_P99_MS_AT_8[name],
+        }
+        targets["requests_per_second"] = {
             "target": TARGET_REQUESTS_PER_SECOND,
-            "measured": max(level["requests_per_second"] for level in levels.values()),
-            "met": max(level["requests_per_second"] for level in levels.values()) >= TARGET_REQUESTS_PER_SECOND,
-        },
-        "http_overhead_ratio": {
+            "measured": best,
+            "met": best >= TARGET_REQUESTS_PER_SECOND,
+        }
+        targets["http_overhead_ratio"] = {
             "target": TARGET_OVERHEAD,
-            "measured": round(overhead, 2),
-            "met": overhead < TARGET_OVERHEAD,
-        },
-    }
-    print(f"{'':>22} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
-    print(
-        f"{'in-process predict':>22} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} "
-        f"{baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
+            "measured": round(result["http_overhead_ratio"], 2),
+            "met": result["http_overhead_ratio"] < TARGET_OVERHEAD,
+        }
+    return targets
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level, per model")
+    parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument(
+        "--models",
+        default=",".join(SHIPPED_MODELS),
+        help=f"comma-separated subset of {','.join(SHIPPED_MODELS)} (default: all)",
     )
-    for concurrency, level in levels.items():
-        print(
-            f"{'HTTP, concurrency ' + concurrency:>22} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} "
-            f"{level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    options = parser.parse_args()
+    names = [n.strip() for n in options.models.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SHIPPED_MODELS]
+    if unknown or not names:
+        parser.error(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SHIPPED_MODELS)}")
+    names = [n for n in SHIPPED_MODELS if n in names]
+    try:
+        with shipped_models(names, options.previous) as shipped:
+            run(options, shipped)
+    except PreviousDefaultError as error:
+        parser.exit(2, f"{parser.prog}: error: the previous default model is not available: {error}\n")
+
+
+def run(options: argparse.Namespace, shipped: dict[str, dict]) -> None:
+    texts = answers(options.seed, options.requests)
+    warm_up = answers(options.seed + 1, 200)
+    pressure_before = cpu_pressure()
+    results: dict[str, dict] = {}
+    for name, model in shipped.items():
+        print(f"serving {name} ...", file=sys.stderr, flush=True)
+        results[name] = {
+            "model": model["model"],
+            **{k: v for k, v in model.items() if k not in ("load", "model")},
+            **measure_server(model["load"], texts, warm_up),
+        }
+    # After the last server is gone, so neither competes with the other for the cores; each model is loaded
+    # here only now, one at a time, since its idle threads would otherwise share the client's process.
+    for name, model in shipped.items():
+        print(f"timing {name} in process ...", file=sys.stderr, flush=True)
+        result = results[name]
+        result["in_process_predict"] = in_process(texts, model["load"])
+        result["http_overhead_ratio"] = round(result["http"]["1"]["p50_ms"] / result["in_process_predict"]["p50_ms"], 3)
+        served, loaded = result["server_model_version"], result["in_process_predict"]["version"]
+        if served is not None and served != loaded:
+            raise RuntimeError(f"{name}: the server reported model {served}, this process loaded {loaded}")
+        if name in (FAST, PREVIOUS_DEFAULT) and result["in_process_predict"]["transformer"]:
+            raise RuntimeError(
+                f"expected {name} to have no transformer, {result['in_process_predict']['version']} has one"
+            )
+    pressure_after = cpu_pressure()
+    previous = results.get(PREVIOUS_DEFAULT)
+    for result in results.values():
+        result["p99_at_8_vs_previous_default"] = (
+            round(result["http"]["8"]["p99_ms"] / previous["http"]["8"]["p99_ms"], 3) if previous else None
         )
-    print(f"HTTP overhead (p50 at concurrency 1 / in-process p50): {overhead:.2f}x")
-    for name, target in targets.items():
-        print(f"  {name}: {target['measured']} (target {target['target']}) {'met' if target['met'] else 'NOT met'}")
+    targets = {name: model_targets(name, result) for name, result in results.items()}
+
+    print(f"{'':>40} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}")
+    for name, result in results.items():
+        baseline = result["in_process_predict"]
+        print(
+            f"{name + ': in-process predict':>40} {baseline['p50_ms']:>8.2f} {baseline['p95_ms']:>8.2f} "
+            f"{baseline['p99_ms']:>8.2f} {baseline['requests_per_second']:>8.0f}"
+        )
+        for concurrency, level in result["http"].items():
+            print(
+                f"{name + ': HTTP, concurrency ' + concurrency:>40} {level['p50_ms']:>8.2f} {level['p95_ms']:>8.2f} "
+                f"{level['p99_ms']:>8.2f} {level['requests_per_second']:>8.0f}   {level['statuses']}"
+            )
+    print()
+    print(f"{'model':<18} {'p99 ms @8':>10} {'× previous':>11} {'max req/s':>10} {'HTTP overhead':>14}")
+    for name, result in results.items():
+        ratio = result["p99_at_8_vs_previous_default"]
+        best = max(level["requests_per_second"] for level in result["http"].values())
+        print(
+            f"{name:<18} {result['http']['8']['p99_ms']:>10.2f} {'' if ratio is None else f'{ratio:.2f}':>11} "
+            f"{best:>10.0f} {result['http_overhead_ratio']:>13.2f}x"
+        )
+    for name, model_targets_ in targets.items():
+        for target_name, target in model_targets_.items():
+            print(
+                f"  {name} {target_name}: {target['measured']} (target {target['target']}) "
+                f"{'met' if target['met'] else 'NOT met'}"
+            )
 
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(
@@ -222,16 +329,18 @@ def main() -> None:
                     "requests_per_level": options.requests,
                     "seed": options.seed,
                     "data": "labels/heldout/*.csv",
-                    "server": "reason-classifier serve, 1 worker, default model and settings, 127.0.0.1",
+                    "server": (
+                        "reason-classifier serve, 1 worker, REASON_CLASSIFIER_SERVICE_MODEL=<model>, "
+                        "otherwise default settings, 127.0.0.1"
+                    ),
                     "client": "http.client keep-alive, one connection per thread, in this process",
+                    "models": list(results),
                     "cpu_pressure_avg10_before_after": [pressure_before, pressure_after],
                     "cpu_count": os.cpu_count(),
                     "python": platform.python_version(),
                     "machine": platform.machine(),
                 },
-                "in_process_predict": baseline,
-                "http": levels,
-                "http_overhead_ratio": round(overhead, 3),
+                "models": results,
                 "targets": targets,
             },
             indent=2,

@@ -1,21 +1,28 @@
-"""Throughput and peak memory of the main batch job: tagging a CSV survey export, per shipped encoder.
+"""Throughput and peak memory of the main batch job: tagging a CSV survey export, per shipped model.
 
-    python bench/tag_throughput.py                      # 100,000 rows, both encoders (MiniLM alone: ~12 min on 2 cores)
+    python bench/tag_throughput.py                      # 100,000 rows: default, fast and the previous default
     python bench/tag_throughput.py --rows 5000          # quick check
-    python bench/tag_throughput.py --encoders use-multilingual-v3
+    python bench/tag_throughput.py --models fast,previous-default
+    python bench/tag_throughput.py --models default,minilm   # + a MiniLM model trained here (~12 min on 2 cores)
 
 What is measured is what `reason-classifier tag` does: `tag_file` reading a CSV export chunk by
 chunk, classifying every answer (language detection included) and writing the tagged CSV.
 The export is generated once per run from the project's own labelled answers (labels/train and
-labels/heldout, all seven languages), deterministically from `--seed`. Most answers are made
+labels/heldout, every language), deterministically from `--seed`. Most answers are made
 distinct (two answers combined, a short prefix or suffix, a number), because the classifier
 encodes each distinct text once per chunk, and drawing plain answers from a few thousand labelled
 texts would flatter it; the JSON says how distinct the data is.
 
-Each encoder runs in its own worker process (`--worker MODEL_DIR CSV OUT`), so its peak RSS
-(`ru_maxrss`) is that model's alone; loading is timed apart from tagging. Models: the default
-model shipped in the package (use-multilingual-v3), and a MiniLM model trained here on
-labels/train with the project's own `training.train.train`.
+Each model runs in its own worker process (`--worker MODEL CSV OUT`), so its peak RSS
+(`ru_maxrss`) is that model's alone; loading is timed apart from tagging. Models (bench/models.py):
+  - default: the default model shipped in the package (`ReasonClassifier.load()`);
+  - fast: the same folder without its transformer (`ReasonClassifier.load("fast")`);
+  - previous-default: the default before issue #14 (`reason_classifier/default_model` at commit
+    0f94aa8, extracted with git archive into the temporary folder, or `--previous PATH`);
+  - minilm (only when asked for): a MiniLM model trained here on labels/train with the project's own
+    `training.train.train`.
+All run on the same export in one run; the table shows each model's rows/s as a ratio of the previous
+default's, and the targets of issue #14 (default ≥ 300 rows/s, fast ≥ 1,000 rows/s).
 
 Results: a table on the terminal and JSON in bench/results/tag_throughput.json.
 """
@@ -43,13 +50,23 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPOSITORY = BENCH.parent
 DEFAULT_OUTPUT = BENCH / "results" / "tag_throughput.json"
+sys.path.insert(0, str(REPOSITORY))
 
-USE_MULTILINGUAL = "use-multilingual-v3"
+from bench.models import (  # noqa: E402  (imports nothing heavy: the launcher's peak RSS is a floor for its workers')
+    DEFAULT,
+    FAST,
+    PREVIOUS_DEFAULT,
+    SHIPPED_MODELS,
+    PreviousDefaultError,
+    shipped_models,
+)
+
 MINILM = "all-MiniLM-L6-v2"
-ENCODERS = (USE_MULTILINGUAL, MINILM)
-DEFAULT_MODEL = "default"  # worker's MODEL_DIR for `ReasonClassifier.load()` with no path
+MINILM_MODEL = "minilm"  # a model name of this benchmark: MiniLM trained here
+MODELS = (*SHIPPED_MODELS, MINILM_MODEL)
 
-TARGET_ROWS_PER_SECOND = 1_000  # default model
+# issue #14: the default (with its transformer) ≥ 300 rows/s, `fast` ≥ 1,000 rows/s; peak RSS as before
+TARGET_ROWS_PER_SECOND = {DEFAULT: 300, FAST: 1_000}
 TARGET_PEAK_RSS_MIB = 1.5 * 1024  # 1.5 GB, read as GiB
 
 EMPTY_SHARE = 0.01
@@ -68,6 +85,14 @@ PREFIXES = {
     "pl": ("szczerze,", "no cóż,", "generalnie"),
     "zh-Hans": ("说实话，", "其实", "怎么说呢，"),
     "zh-Hant": ("老實說，", "其實", "怎麼說呢，"),
+    "ar": ("بصراحة،", "في الحقيقة،", "يعني"),
+    "it": ("sinceramente,", "beh,", "in realtà,"),
+    "ja": ("正直、", "実は", "なんというか、"),
+    "ko": ("솔직히", "사실", "음,"),
+    "nl": ("eerlijk gezegd,", "nou,", "tja,"),
+    "pt": ("sinceramente,", "bom,", "na verdade,"),
+    "ru": ("честно говоря,", "ну,", "вообще-то"),
+    "tr": ("açıkçası,", "yani,", "dürüst olmak gerekirse,"),
 }
 SUFFIXES = {
     "en": ("thanks", "bye", "sorry"),
@@ -77,6 +102,14 @@ SUFFIXES = {
     "pl": ("dzięki", "pozdrawiam", "niestety"),
     "zh-Hans": ("谢谢", "再见", "就这样"),
     "zh-Hant": ("謝謝", "再見", "就這樣"),
+    "ar": ("شكرا", "مع السلامة", "للأسف"),
+    "it": ("grazie", "ciao", "purtroppo"),
+    "ja": ("ありがとう", "以上です", "残念"),
+    "ko": ("감사합니다", "안녕히 계세요", "아쉽네요"),
+    "nl": ("bedankt", "doei", "helaas"),
+    "pt": ("obrigado", "tchau", "infelizmente"),
+    "ru": ("спасибо", "пока", "к сожалению"),
+    "tr": ("teşekkürler", "görüşürüz", "maalesef"),
 }
 ANY_SUFFIXES = ("…", "!", "!!", ":(", "...")
 NUMBER_FORMS = ("({n})", "#{n}", "{n}x", "- {n}")
@@ -104,12 +137,13 @@ def make_answer(rng: random.Random, answers: list[tuple[str, str]], by_language:
         return ""
     language, text = rng.choice(answers)
     if rng.random() < TWO_ANSWERS_SHARE:
-        joiner = "" if language.startswith("zh") else " "
+        joiner = "" if language.startswith(("zh", "ja")) else " "
         text = f"{text}{joiner}{rng.choice(by_language[language])}"
-    if rng.random() < PREFIX_SHARE:
+    # a language of labels/ without its own openers and closers (a new writing round) gets the common ones only
+    if rng.random() < PREFIX_SHARE and language in PREFIXES:
         text = f"{rng.choice(PREFIXES[language])} {text}"
     if rng.random() < SUFFIX_SHARE:
-        text = f"{text} {rng.choice(SUFFIXES[language] + ANY_SUFFIXES)}"
+        text = f"{text} {rng.choice(SUFFIXES.get(language, ()) + ANY_SUFFIXES)}"
     if rng.random() < NUMBER_SHARE:
         text = f"{text} {rng.choice(NUMBER_FORMS).format(n=rng.randint(1, 999))}"
     return text
@@ -154,9 +188,7 @@ def generate_export(path: Path, rows: int, seed: int, chunk_rows: int) -> dict:
         "source_answers": len(answers),
         "source_languages": dict(Counter(language for language, _ in answers)),
         # The export is a function of (seed, rows, these texts): a changed corpus gives another export.
-        "source_fingerprint": hashlib.sha256(
-            "\x1e".join(f"{language}\x1f{t}" for language, t in answers).encode()
-        ).hexdigest(),
+        "source_fingerprint": hashlib.sha256("\x1e".join(f"{lang}\x1f{t}" for lang, t in answers).encode()).hexdigest(),
         "empty_answers": rows - len(non_empty),
         "distinct_answers": len(set(non_empty)),
         "distinct_share": round(len(set(non_empty)) / max(len(non_empty), 1), 4),
@@ -179,7 +211,7 @@ def train_minilm(folder: Path, threads: int) -> dict:
     while it starts the measured workers.
     """
     command = [sys.executable, str(Path(__file__).resolve()), "--train-minilm", str(folder), "--threads", str(threads)]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, check=False)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"training the MiniLM model failed (exit {completed.returncode}):\n{completed.stdout}")
@@ -203,13 +235,14 @@ def _train_minilm_here(folder: Path, threads: int) -> dict:
 # ---------------------------------------------------------------- worker
 
 
-def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_rows: int) -> None:
-    """Load one model, tag one export, print one JSON line; nothing else runs in this process."""
+def worker(model: str, input_csv: str, output_csv: str, threads: int, chunk_rows: int) -> None:
+    """Load one model ("default", "fast" or a folder), tag one export, print one JSON line; nothing else runs in this
+    process."""
     from reason_classifier.classifier import ReasonClassifier
     from reason_classifier.tagging import tag_file
 
     started = time.perf_counter()
-    classifier = ReasonClassifier.load(None if model_dir == DEFAULT_MODEL else model_dir, threads=threads)
+    classifier = ReasonClassifier.load(model, threads=threads)
     load_seconds = time.perf_counter() - started
     rss_after_load = _peak_rss_mib()
 
@@ -235,7 +268,8 @@ def worker(model_dir: str, input_csv: str, output_csv: str, threads: int, chunk_
         json.dumps(
             {
                 "encoder": classifier.encoder.name,
-                "model": classifier.version,
+                "transformer": classifier.transformer is not None,
+                "version": classifier.version,
                 "rows": summary.rows,
                 "seconds": round(seconds, 3),
                 "rows_per_second": round(summary.rows / seconds, 1),
@@ -277,12 +311,12 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_worker(model_dir: str, input_csv: Path, output_csv: Path, threads: int, chunk_rows: int) -> dict:
+def run_worker(model: str, input_csv: Path, output_csv: Path, threads: int, chunk_rows: int) -> dict:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--worker",
-        model_dir,
+        model,
         str(input_csv),
         str(output_csv),
         "--threads",
@@ -290,10 +324,10 @@ def run_worker(model_dir: str, input_csv: Path, output_csv: Path, threads: int, 
         "--chunk-rows",
         str(chunk_rows),
     ]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, check=False)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
-        raise RuntimeError(f"worker for {model_dir} failed (exit {completed.returncode}):\n{completed.stdout}")
+        raise RuntimeError(f"worker for {model} failed (exit {completed.returncode}):\n{completed.stdout}")
     return json.loads(lines[-1])
 
 
@@ -303,9 +337,9 @@ def run_worker(model_dir: str, input_csv: Path, output_csv: Path, threads: int, 
 def _earlier_results(
     path: Path, arguments: argparse.Namespace, chunk_rows: int, data_sha256: str, measured: list[str]
 ) -> dict:
-    """Results of encoders not measured in this run, kept from `path` if it was the same benchmark on the same data.
+    """Results of models not measured in this run, kept from `path` if it was the same benchmark on the same data.
 
-    So `--encoders X` re-measures X without throwing away the others; each result carries its own `measured_at`.
+    So `--models X` re-measures X without throwing away the others; each result carries its own `measured_at`.
     """
     try:
         earlier = json.loads(path.read_text(encoding="utf-8"))
@@ -320,7 +354,9 @@ def _earlier_results(
     ) == (arguments.rows, arguments.seed, arguments.threads, chunk_rows, data_sha256)
     if not same:
         return {}
-    return {name: result for name, result in earlier.get("results", {}).items() if name not in measured}
+    return {
+        name: result for name, result in earlier.get("results", {}).items() if name in MODELS and name not in measured
+    }
 
 
 def _machine_busy_seconds() -> float | None:
@@ -377,6 +413,8 @@ def versions() -> dict:
 
 def print_report(report: dict) -> None:
     from rich.console import Console
+
+    measured_now = report["measured_in_this_run"]
     from rich.table import Table
 
     console = Console(width=max(Console().width, 130))
@@ -384,9 +422,11 @@ def print_report(report: dict) -> None:
     table = Table(
         title=f"Tagging a {report['rows']:,}-row CSV export (threads={report['threads']}, chunk={report['chunk_rows']})"
     )
-    table.add_column("encoder", no_wrap=True)
+    table.add_column("model", no_wrap=True)
+    previous = report["results"].get(PREVIOUS_DEFAULT)
     for column, justify in (
         ("rows/s", "right"),
+        ("× previous", "right"),
         ("tagging s", "right"),
         ("load s", "right"),
         ("peak RSS MiB", "right"),
@@ -401,6 +441,10 @@ def print_report(report: dict) -> None:
         table.add_row(
             name,
             f"{result['rows_per_second']:,.0f}",
+            # a ratio only between models measured in this run (earlier results kept from the JSON are not comparable)
+            f"{result['rows_per_second'] / previous['rows_per_second']:.2f}"
+            if previous and {name, PREVIOUS_DEFAULT} <= set(measured_now)
+            else "",
             f"{result['seconds']:,.1f}",
             f"{result['load_seconds']:,.1f}",
             f"{result['peak_rss_mib']:,.0f}",
@@ -418,7 +462,7 @@ def print_report(report: dict) -> None:
         highlight=False,
     )
     for name, result in report["results"].items():
-        if result.get("other_cpu_share", 0) > 0.1:
+        if name in measured_now and (result.get("other_cpu_share") or 0) > 0.1:
             console.print(
                 f"[yellow]warning:[/] other processes used {result['other_cpu_share']:.0%} of the CPUs while "
                 f"{name} ran; its numbers are low, rerun on a quiet machine",
@@ -430,21 +474,32 @@ def print_report(report: dict) -> None:
 
 
 def targets(results: dict) -> list[dict]:
-    if USE_MULTILINGUAL not in results:
-        return []
-    default = results[USE_MULTILINGUAL]
-    return [
-        {
-            "target": f"default model ≥ {TARGET_ROWS_PER_SECOND:,} rows/s",
-            "measured": f"{default['rows_per_second']:,.0f} rows/s",
-            "passed": default["rows_per_second"] >= TARGET_ROWS_PER_SECOND,
-        },
-        {
-            "target": f"default model peak RSS < 1.5 GB ({TARGET_PEAK_RSS_MIB:,.0f} MiB)",
-            "measured": f"{default['peak_rss_mib']:,.0f} MiB",
-            "passed": default["peak_rss_mib"] < TARGET_PEAK_RSS_MIB,
-        },
-    ]
+    lines = []
+    for name, rows_per_second in TARGET_ROWS_PER_SECOND.items():
+        if name not in results:
+            continue
+        result = results[name]
+        lines += [
+            {
+                "target": f"{name} model ≥ {rows_per_second:,} rows/s",
+                "measured": f"{result['rows_per_second']:,.0f} rows/s",
+                "passed": result["rows_per_second"] >= rows_per_second,
+            },
+            {
+                "target": f"{name} model peak RSS < 1.5 GB ({TARGET_PEAK_RSS_MIB:,.0f} MiB)",
+                "measured": f"{result['peak_rss_mib']:,.0f} MiB",
+                "passed": result["peak_rss_mib"] < TARGET_PEAK_RSS_MIB,
+            },
+        ]
+    return lines
+
+
+def check_loaded(name: str, result: dict) -> None:
+    """The worker loaded the model asked for: fast and the previous default have no transformer, minilm is MiniLM."""
+    if name == MINILM_MODEL and not result["encoder"].startswith(MINILM):
+        raise RuntimeError(f"expected a {MINILM} model, the worker loaded {result['encoder']}")
+    if name in (FAST, PREVIOUS_DEFAULT) and result["transformer"]:
+        raise RuntimeError(f"expected {name} to have no transformer, the worker loaded one ({result['version']})")
 
 
 # ---------------------------------------------------------------- main
@@ -455,7 +510,15 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows in the generated export (default 100,000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--encoders", default=",".join(ENCODERS), help=f"comma-separated subset of {', '.join(ENCODERS)}"
+        "--models",
+        default=",".join(SHIPPED_MODELS),
+        help=f"comma-separated subset of {', '.join(MODELS)} (default: {','.join(SHIPPED_MODELS)})",
+    )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="folder of the previous default model (default: extracted from git, commit 0f94aa8)",
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="encoder threads, as `ReasonClassifier.load(threads=...)`"
@@ -465,7 +528,7 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary folder (export, models, tagged outputs)"
     )
-    parser.add_argument("--worker", nargs=3, metavar=("MODEL_DIR", "CSV", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=3, metavar=("MODEL", "CSV", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--train-minilm", type=Path, metavar="FOLDER", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.train_minilm:
@@ -479,77 +542,82 @@ def main() -> None:
         worker(*arguments.worker, threads=arguments.threads, chunk_rows=chunk_rows)
         return
 
-    encoders = [e.strip() for e in arguments.encoders.split(",") if e.strip()]
-    unknown = [e for e in encoders if e not in ENCODERS]
-    if unknown or not encoders:
-        parser.error(f"unknown encoder(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ENCODERS)}")
+    names = [e.strip() for e in arguments.models.split(",") if e.strip()]
+    unknown = [e for e in names if e not in MODELS]
+    if unknown or not names:
+        parser.error(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+    names = [name for name in MODELS if name in names]
 
     workdir = Path(tempfile.mkdtemp(prefix="tag_throughput-"))
     try:
-        started = time.perf_counter()
-        export = workdir / "exit_survey.csv"
-        data = generate_export(export, arguments.rows, arguments.seed, chunk_rows)
-        data["generate_seconds"] = round(time.perf_counter() - started, 1)
-        print(
-            f"generated {export} ({data['rows']:,} rows, {data['distinct_share']:.1%} distinct) "
-            f"in {data['generate_seconds']} s",
-            file=sys.stderr,
-        )
-
-        models: dict[str, dict] = {}
-        if USE_MULTILINGUAL in encoders:
-            models[USE_MULTILINGUAL] = {
-                "model_dir": DEFAULT_MODEL,
-                "model": "shipped default (ReasonClassifier.load())",
-            }
-        if MINILM in encoders:
-            print(f"training a {MINILM} model on labels/train ...", file=sys.stderr)
-            folder = workdir / "minilm-model"
-            models[MINILM] = {
-                "model_dir": str(folder),
-                "model": "trained here on labels/train",
-                **train_minilm(folder, arguments.threads),
-            }
-
-        results = {}
-        for name in encoders:
-            print(f"tagging with {name} ...", file=sys.stderr)
-            result = run_worker(
-                models[name]["model_dir"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows
-            )
-            result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            if not result["encoder"].startswith(name):
-                raise RuntimeError(f"expected a {name} model, the worker loaded {result['encoder']}")
-            results[name] = {**{k: v for k, v in models[name].items() if k != "model_dir"}, **result}
-
-        results = {**_earlier_results(arguments.output, arguments, chunk_rows, data["sha256"], encoders), **results}
-        results = {name: results[name] for name in ENCODERS if name in results}
-        report = {
-            "benchmark": "tag_throughput",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine(),
-            "versions": versions(),
-            "seed": arguments.seed,
-            "rows": arguments.rows,
-            "threads": arguments.threads,
-            "chunk_rows": chunk_rows,
-            # A child's ru_maxrss starts at its parent's peak (Linux); this is that floor.
-            "launcher_peak_rss_mib": round(_peak_rss_mib(), 1),
-            "measured": "tag_file on a CSV export: read, classify (with language detection), write; "
-            "model loading timed apart; each encoder in its own process, peak RSS = ru_maxrss of that process",
-            "data": data,
-            "results": results,
-            "targets": targets(results),
-        }
-        arguments.output.parent.mkdir(parents=True, exist_ok=True)
-        arguments.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print_report(report)
-        print(f"results written to {arguments.output}", file=sys.stderr)
+        with shipped_models([n for n in names if n in SHIPPED_MODELS], arguments.previous) as shipped:
+            run(arguments, names, shipped, workdir, chunk_rows)
+    except PreviousDefaultError as error:
+        parser.exit(2, f"{parser.prog}: error: the previous default model is not available: {error}\n")
     finally:
         if arguments.keep:
             print(f"kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(
+    arguments: argparse.Namespace, names: list[str], shipped: dict[str, dict], workdir: Path, chunk_rows: int
+) -> None:
+    started = time.perf_counter()
+    export = workdir / "exit_survey.csv"
+    data = generate_export(export, arguments.rows, arguments.seed, chunk_rows)
+    data["generate_seconds"] = round(time.perf_counter() - started, 1)
+    print(
+        f"generated {export} ({data['rows']:,} rows, {data['distinct_share']:.1%} distinct) "
+        f"in {data['generate_seconds']} s",
+        file=sys.stderr,
+    )
+
+    models: dict[str, dict] = dict(shipped)
+    if MINILM_MODEL in names:
+        print(f"training a {MINILM} model on labels/train ...", file=sys.stderr)
+        folder = workdir / "minilm-model"
+        models[MINILM_MODEL] = {
+            "load": str(folder),
+            "model": f"{MINILM} trained here on labels/train",
+            **train_minilm(folder, arguments.threads),
+        }
+
+    results = {}
+    for name in names:
+        print(f"tagging with {name} ...", file=sys.stderr)
+        result = run_worker(models[name]["load"], export, workdir / f"tagged-{name}.csv", arguments.threads, chunk_rows)
+        result["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        check_loaded(name, result)
+        results[name] = {**{k: v for k, v in models[name].items() if k != "load"}, **result}
+
+    results = {**_earlier_results(arguments.output, arguments, chunk_rows, data["sha256"], names), **results}
+    results = {name: results[name] for name in MODELS if name in results}
+    report = {
+        "benchmark": "tag_throughput",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "seed": arguments.seed,
+        "rows": arguments.rows,
+        "threads": arguments.threads,
+        "chunk_rows": chunk_rows,
+        # A child's ru_maxrss starts at its parent's peak (Linux); this is that floor.
+        "launcher_peak_rss_mib": round(_peak_rss_mib(), 1),
+        "measured": (
+            "tag_file on a CSV export: read, classify (with language detection), write; model loading timed apart; "
+            "each model in its own process, peak RSS = ru_maxrss of that process"
+        ),
+        "measured_in_this_run": names,
+        "data": data,
+        "results": results,
+        "targets": targets(results),
+    }
+    arguments.output.parent.mkdir(parents=True, exist_ok=True)
+    arguments.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print_report(report)
+    print(f"results written to {arguments.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def tag(
     ] = "utf-8-sig",
     sheet: Annotated[str | None, typer.Option(help="Excel sheet to read (default: the first).")] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model folder (default: the shipped model, or REASON_CLASSIFIER_MODEL).")
+        Path | None,
+        typer.Option(help="Model folder, or 'fast' (default: the shipped model, or REASON_CLASSIFIER_MODEL)."),
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
@@ -169,7 +170,10 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model folder, or 'default' for the shipped model.")],
+    model: Annotated[
+        str,
+        typer.Argument(help="Model folder, 'default' for the shipped model or 'fast' for it without its transformer."),
+    ],
     data: Annotated[list[Path], typer.Argument(help="Labelled CSV files or folders the model was not trained on.")],
     output_dir: Annotated[
         Path | None,
@@ -184,7 +188,7 @@ def evaluate(
     from reason_classifier.training.report import write_report
 
     try:
-        classifier = ReasonClassifier.load(None if model == "default" else Path(model))
+        classifier = ReasonClassifier.load(model if model in ("default", "fast") else Path(model))
         labelled = read_labelled(data, classifier.taxonomy)
         result = evaluate_model(classifier, labelled, ", ".join(map(str, data)))
         paths = write_report(result, output_dir, classifier.config.name) if output_dir else {}
@@ -211,7 +215,7 @@ def evaluate(
 @app.command()
 def classify(
     texts: Annotated[list[str], typer.Argument(help="One or more answers to classify.")],
-    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder, or 'fast' (default: the shipped model).")] = None,
 ) -> None:
     """Classify answers given on the command line and print the predictions as JSON lines."""
     from dataclasses import asdict
@@ -233,13 +237,22 @@ def classify(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes, each with its own copy of the model.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help=(
+                "Model calls run at once, in threads of one process (one model in memory; /readyz and /metrics "
+                "are the whole service's)."
+            ),
+        ),
+    ] = 1,
     model: Annotated[
         Path | None,
         typer.Option(
             help=(
-                "Model folder (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, or the shipped "
-                "model)."
+                "Model folder, or 'fast' (default: REASON_CLASSIFIER_SERVICE_MODEL, REASON_CLASSIFIER_MODEL, "
+                "or the shipped model)."
             )
         ),
     ] = None,
@@ -259,7 +272,11 @@ def serve(
     if config is not None:
         os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve())
     if model is not None:
-        os.environ[f"{ENV_PREFIX}MODEL"] = str(model.resolve())
+        os.environ[f"{ENV_PREFIX}MODEL"] = str(model) if str(model) in ("default", "fast") else str(model.resolve())
+    # One process, `workers` model threads: with uvicorn's worker processes, /readyz answered for whichever
+    # process got the request (ready while most requests got 503 not_ready) and /metrics was per process.
+    if workers > 1:
+        os.environ[f"{ENV_PREFIX}PREDICT_THREADS"] = str(workers)
     try:
         settings = ServiceSettings.load()  # refuse bad settings here, before any worker starts
         from reason_classifier.service.offers import OffersConfig
@@ -272,7 +289,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
-        workers=workers,
+        workers=1,
         log_level=settings.log_level,
         access_log=False,  # the service logs each request itself, without answer text
     )

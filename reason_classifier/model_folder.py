@@ -7,6 +7,7 @@
     metrics.json    held-out quality, with the data it was measured on
     README.md       the model card
     encoder/        the fine-tuned encoder, when the model has one
+    transformer/    the fine-tuned multilingual transformer's changed layers and linear layer, when the model has one
 
 Reading verifies that every file is there and unchanged (checksums), and that the format
 version is one this code reads, so a half-copied or hand-edited folder fails with a clear
@@ -32,10 +33,11 @@ from .heads import LinearHead
 from .resources import package_path
 from .taxonomy import Taxonomy
 
-FORMAT_VERSION = 4
-READABLE_FORMAT_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4, 5)
 """Version 2 added `char_ngrams` (None in version 1 folders); version 3 their sublinear counts and
-IDF (`char_ngrams.npz`); version 4 their reading without diacritics. Older folders still read and
+IDF (`char_ngrams.npz`); version 4 their reading without diacritics; version 5 a fine-tuned transformer
+(`transformer/`) whose probabilities are averaged with the head's. Older folders still read and
 predict as they did."""
 CONFIG_FILE = "config.json"
 HEAD_FILE = "head.npz"
@@ -62,6 +64,8 @@ class ModelConfig:
     format_version: int = FORMAT_VERSION
     checksums: dict[str, str] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    transformer: dict[str, Any] | None = None
+    """{"folder", "weight", "head_alone_abstain_below"} when the model carries a fine-tuned transformer (format 5)."""
 
 
 @dataclass
@@ -72,6 +76,7 @@ class ModelFiles:
     metrics: dict[str, Any]
     encoder_path: str
     char_ngrams: CharNgrams | None = None
+    path: Path = DEFAULT_MODEL_PATH
 
 
 def write_model_folder(
@@ -156,7 +161,7 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
     local_encoder = path / config.encoder
     encoder_path = str(local_encoder) if local_encoder.exists() else config.encoder
-    return ModelFiles(config, taxonomy, head, metrics, encoder_path, _read_char_ngrams(path, config))
+    return ModelFiles(config, taxonomy, head, metrics, encoder_path, _read_char_ngrams(path, config), path)
 
 
 def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:

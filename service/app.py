@@ -2,8 +2,10 @@
 
 The model is loaded once, in the background when the app starts, and warmed with a few answers;
 until then `/healthz` says alive and `/readyz` and every `/v1` route say 503 (not ready). If the
-model, the offers or the store cannot be loaded, `/readyz` and `/healthz` say why (503) and the log
-has the details.
+model or the offers cannot be loaded, `/readyz` and `/healthz` say why (503) and the log has the
+details. A store that cannot be written at start-up (or its spool folder) keeps the service
+unready, with `/readyz` naming the path and the reason, and is tried again with backoff until it
+can: the service becomes ready then, and writes what an earlier process left in the spool.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .offers import OfferBook, OffersConfig
 from .predictor import Predictor
 from .routes import build_router
 from .settings import ServiceSettings
-from .store import AnswerStore
+from .store import AnswerStore, StoreUnavailable
 
 log = logging.getLogger("service")
 
@@ -49,10 +51,15 @@ class ServiceState:
         self.offer_book: OfferBook | None = None
         self.store: AnswerStore | None = None
         self.predictor = Predictor(
-            self._predict, max_batch=settings.max_predict_batch, on_batch=self.metrics.predict_seconds.observe
+            self._predict,
+            max_batch=settings.max_predict_batch,
+            on_batch=self.metrics.predict_seconds.observe,
+            threads=settings.predict_threads,
         )
         self.ready = False
         self.load_error: str | None = None
+        self.store_problem: str | None = None
+        """Why the store cannot be written at start-up (names the path); the service waits, unready."""
         self._loading: asyncio.Task[None] | None = None
 
     @property
@@ -62,6 +69,37 @@ class ServiceState:
     @property
     def model_version(self) -> str:
         return self.classifier.version if self.classifier is not None else "not loaded"
+
+    async def _open_store(self) -> None:
+        """Open the store and wait until a row can be written, trying again with backoff."""
+        settings, delay = self.settings, 0.1
+        while True:
+            try:
+                if self.store is None:
+                    self.store = await asyncio.to_thread(
+                        AnswerStore,
+                        settings.store,
+                        settings.store_spool or None,
+                        retry_max_seconds=settings.store_retry_max_seconds,
+                        on_rejected=self.metrics.store_rejected.inc,
+                    )
+                    self.metrics.track_store(self.store)
+                await asyncio.to_thread(self.store.check)
+            except (StoreUnavailable, OSError) as error:
+                if self.store_problem != str(error):
+                    log.error("not ready: %s; trying again", error)
+                self.store_problem = str(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, settings.store_retry_max_seconds)
+                continue
+            self.store_problem = None
+            log.info(
+                "storing classified answers in %s (%s), through the spool %s",
+                self.store.description,
+                self.store.dialect,
+                self.store.spool.folder,
+            )
+            return
 
     def _predict(self, texts: list[str]):  # runs in the predictor's thread
         assert self.classifier is not None
@@ -76,12 +114,18 @@ class ServiceState:
         if self._loading is not None:
             await asyncio.shield(self._loading)
 
+    @property
+    def accepting_answers(self) -> bool:
+        """False while the database is away and the settings say to refuse rather than spool."""
+        store = self.store
+        return store is None or self.settings.store_when_down == "spool" or store.up is not False
+
     async def stop(self) -> None:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.predictor.stop()
         if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+            await asyncio.to_thread(self.store.close, self.settings.store_drain_seconds)
 
     async def _load(self) -> None:
         try:
@@ -96,10 +140,9 @@ class ServiceState:
                     detect_language=library.detect_language,
                 )
             self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
-            if self.settings.store:
-                self.store = await asyncio.to_thread(AnswerStore, self.settings.store, self.metrics.store_errors.inc)
-                log.info("storing classified answers in %s", self.store.dialect)
             await self.predictor.predict(list(WARM_UP_ANSWERS), timeout=120)
+            if self.settings.store:
+                await self._open_store()
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -1,13 +1,18 @@
 """Prometheus metrics of one app: requests, latency, predictions per category, model and store health.
 
-Each app has its own registry, so several apps in one process (tests) do not collide. With more than
-one uvicorn worker, each worker exports its own numbers; scrape them through the load balancer or
-run one worker per container.
+Each app has its own registry, so several apps in one process (tests) do not collide. The service
+is one process (`serve --workers N` runs N model threads in it, not N processes), so these are the
+whole service's numbers, whichever connection scrapes them.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from .store import AnswerStore
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -48,14 +53,40 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.store_errors = Counter(
-            "reason_classifier_store_lost_rows",
-            "Classified answers the store could not write.",
+        self.store_rejected = Counter(
+            "reason_classifier_store_rejected_rows",
+            "Classified answers the database refused on their own (kept in the spool's rejected.jsonl).",
+            registry=self.registry,
+        )
+        self.store_refused = Counter(
+            "reason_classifier_store_refused_requests",
+            "Requests answered 503 because their answers could not be "
+            "stored (spool unwritable, or the database away with store_when_down=refuse).",
+            registry=self.registry,
+        )
+        self.store_up = Gauge(
+            "reason_classifier_store_up",
+            "1 while the last write to the database succeeded, 0 while it is retried.",
+            registry=self.registry,
+        )
+        self.store_pending = Gauge(
+            "reason_classifier_store_pending_rows",
+            "Acknowledged answers in the spool, not yet in the database.",
+            registry=self.registry,
+        )
+        self.store_written = Gauge(
+            "reason_classifier_store_written_rows",
+            "Answers this process wrote to the database.",
             registry=self.registry,
         )
         self.ready = Gauge(
             "reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry
         )
+
+    def track_store(self, store: AnswerStore) -> None:
+        self.store_up.set_function(lambda: 0.0 if store.up is False else 1.0)
+        self.store_pending.set_function(lambda: store.pending_rows)
+        self.store_written.set_function(lambda: store.written_rows)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

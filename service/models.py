@@ -135,10 +135,26 @@ class TaxonomyResponse(BaseModel):
     model_version: str
 
 
+class StoreStatus(BaseModel):
+    """The answer store's health: rows acknowledged but not yet in the database wait in the spool."""
+
+    status: str = Field(
+        description="ok; retrying while the database cannot be written; starting before the first write."
+    )
+    pending_rows: int = Field(description="Acknowledged answers in the spool, not yet in the database.")
+    written_rows: int
+    rejected_rows: int = Field(
+        description="Answers the database refused on their own, kept in the spool's rejected.jsonl."
+    )
+    spool: str
+    detail: str | None = None
+
+
 class Status(BaseModel):
     status: str
     model_version: str | None = None
     detail: str | None = None
+    store: StoreStatus | None = None
 
 
 class ErrorDetail(BaseModel):

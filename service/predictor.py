@@ -48,24 +48,28 @@ class Predictor:
         predict: Callable[[list[str]], list[Prediction]],
         max_batch: int = 64,
         on_batch: Callable[[float], None] | None = None,
+        threads: int = 1,
     ) -> None:
         self._predict = predict
         self._max_batch = max_batch
         self._on_batch = on_batch or (lambda seconds: None)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._threads = threads
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="predict")
         self._queue: asyncio.Queue[_Job] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        """Start the batching loop; call from inside the running event loop."""
+        """Start `threads` batching loops, each with one model call at a time; call inside the running event loop."""
         self._queue = asyncio.Queue()
-        self._worker = asyncio.get_running_loop().create_task(self._run(), name="predictor")
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._run(), name=f"predictor-{i}") for i in range(self._threads)]
 
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+                await worker
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def predict(self, texts: Sequence[str], timeout: float) -> list[Prediction]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,7 +27,7 @@ from .models import (
 )
 from .predictor import ItemFailed, PredictTimeout
 from .responses import json_response
-from .store import now
+from .store import StoreUnavailable, now
 from .text import unencodable_at
 from .trends import trends_router
 
@@ -78,6 +79,9 @@ def build_router(state: ServiceState) -> APIRouter:
                 if state.load_error is None
                 else "the service could not load its model; see /readyz",
             )
+        if not state.accepting_answers:
+            state.metrics.store_refused.inc()
+            raise ApiError(503, "store_unavailable", "answers cannot be stored now (the database is away); retry later")
 
     async def require_batch_size(request: Request) -> None:
         """Before pydantic validates the items: 60,000 of them cost the event loop far more than counting."""
@@ -137,12 +141,28 @@ def build_router(state: ServiceState) -> APIRouter:
 
     @router.get("/readyz", response_model=Status, tags=["operations"], responses={503: {"model": Status}})
     async def readyz() -> Any:
-        """Ready: the model is loaded and warmed. 503 with `loading` or `failed` otherwise."""
-        if state.ready:
-            return {"status": "ready", "model_version": state.model_version}
+        """Ready: the model is loaded and warmed, and the store (if any) can be written or spools.
+        503 with `loading`, `failed`, or `store_unavailable` (naming the path) otherwise."""
+        store = asdict(state.store.health()) if state.store is not None else None
         if state.load_error is not None:
             return JSONResponse({"status": "failed", "detail": state.load_error}, status_code=503)
-        return JSONResponse({"status": "loading"}, status_code=503)
+        if state.store_problem is not None:
+            return JSONResponse(
+                {"status": "store_unavailable", "detail": state.store_problem, "store": store}, status_code=503
+            )
+        if not state.ready:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        if not state.accepting_answers:
+            return JSONResponse(
+                {
+                    "status": "store_unavailable",
+                    "detail": state.store.problem if state.store else None,
+                    "model_version": state.model_version,
+                    "store": store,
+                },
+                status_code=503,
+            )
+        return {"status": "ready", "model_version": state.model_version, "store": store}
 
     @router.get(
         "/metrics",
@@ -253,32 +273,40 @@ def _respond(
 
 
 def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> None:
+    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row."""
     if state.store is None:
         return
     created = now()
-    state.store.add(
-        [
-            {
-                "created_at": created,
-                "request_id": response["request_id"],
-                "item": i,
-                "text": request.text,
-                "customer_id": request.customer_id,
-                "plan": request.plan,
-                "mrr": request.mrr,
-                "language_given": request.language,
-                "metadata": request.metadata,
-                "category": response["category"],
-                "sub_reason": response["sub_reason"],
-                "confidence": response["confidence"],
-                "sub_reason_confidence": response["sub_reason_confidence"],
-                "scores": response["scores"],
-                "abstained": response["abstained"],
-                "language": response["language"],
-                "offer_id": response["offer"]["id"],
-                "alert_team": response["alert"]["team"] if response["alert"] else None,
-                "model_version": response["model_version"],
-            }
-            for i, (request, response) in enumerate(zip(requests, responses, strict=True))
-        ]
-    )
+    try:
+        state.store.add(_rows(created, requests, responses))
+    except StoreUnavailable as error:
+        state.metrics.store_refused.inc()
+        log.error("request %s: %s", request_id_var.get(), error)
+        raise ApiError(503, "store_unavailable", "the answer could not be stored; retry later") from None
+
+
+def _rows(created: Any, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "created_at": created,
+            "request_id": response["request_id"],
+            "item": i,
+            "text": request.text,
+            "customer_id": request.customer_id,
+            "plan": request.plan,
+            "mrr": request.mrr,
+            "language_given": request.language,
+            "metadata": request.metadata,
+            "category": response["category"],
+            "sub_reason": response["sub_reason"],
+            "confidence": response["confidence"],
+            "sub_reason_confidence": response["sub_reason_confidence"],
+            "scores": response["scores"],
+            "abstained": response["abstained"],
+            "language": response["language"],
+            "offer_id": response["offer"]["id"],
+            "alert_team": response["alert"]["team"] if response["alert"] else None,
+            "model_version": response["model_version"],
+        }
+        for i, (request, response) in enumerate(zip(requests, responses, strict=True))
+    ]

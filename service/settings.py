@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -36,8 +36,15 @@ class ServiceSettings(BaseSettings):
     model: model folder (None = the library setting, else the shipped default model);
     threads / max_chars / detect_language: as the library's settings (None = the library's value);
     offers: YAML file of save offers and alerts; store: '' (off), an SQLite file path or a database URL;
+    store_spool: folder of the local journal every stored answer goes through ('' = beside an SQLite
+    file, or under ~/.local/state for a URL); store_when_down: 'spool' (answer, and keep the rows in
+    the spool until the database is back) or 'refuse' (503 store_unavailable while it is away);
+    store_drain_seconds: at shutdown, how long the spool is written to the database before the
+    process exits (the rest is written at the next start); store_retry_max_seconds: the longest
+    pause between two tries while the database cannot be written;
     max_batch_items: items per batch request; max_body_bytes: request body limit;
-    predict_timeout_seconds: longest wait for the model before a 503; api_keys: accepted keys
+    predict_timeout_seconds: longest wait for the model before a 503; predict_threads: model calls run
+    at once, in threads of the one process (`serve --workers`); api_keys: accepted keys
     (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
     allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
     trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never);
@@ -53,10 +60,15 @@ class ServiceSettings(BaseSettings):
     detect_language: bool | None = None
     offers: Path = DEFAULT_OFFERS_PATH
     store: str = ""
+    store_spool: str = ""
+    store_when_down: Literal["spool", "refuse"] = "spool"
+    store_drain_seconds: float = Field(default=10.0, ge=0)
+    store_retry_max_seconds: float = Field(default=5.0, gt=0)
     max_batch_items: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     predict_timeout_seconds: float = Field(default=1.0, gt=0)
     max_predict_batch: int = Field(default=64, ge=1)
+    predict_threads: int = Field(default=1, ge=1)
     api_keys: list[str] = Field(default_factory=list)
     api_key_header: str = "X-API-Key"
     cors_origins: list[str] = Field(default_factory=list)

@@ -1,17 +1,25 @@
 """Storage of classified answers for the trends reports: SQLite by file path, any SQLAlchemy URL otherwise.
 
-Rows are written by one background thread in batches, so a request never waits for the database
-and concurrent requests never contend for it (SQLite allows one writer). `flush()` waits until
-every row handed over so far is written; `close()` flushes, then stops. A failed write is logged
-with its row count and counted in the metrics; the cancel flow is never failed because of it.
+Nothing acknowledged is lost. A row is appended to the local spool (spool.py) before its request
+is answered, and one background thread writes the spool to the database in batches, so a request
+never waits for the database and concurrent requests never contend for it (SQLite allows one
+writer). While the database cannot be written (away, restarting, locked, full, read-only) the
+writer retries with backoff and the rows wait in the spool; what a previous process left there is
+written at start-up. A row the database refuses on its own, while it accepts others, is kept in
+the spool's `rejected.jsonl`. If the spool itself cannot be written, `add` raises
+`StoreUnavailable` and the request is answered 503: not acknowledged, so not lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-import queue
+import os
+import re
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,8 +41,12 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 
 from reason_classifier.database import database_url
+
+from .spool import REJECTED, Segment, Spool, SpoolError, decode
+from .text import clean
 
 log = logging.getLogger("service.store")
 
@@ -65,27 +77,84 @@ classified_answers = Table(
     Column("model_version", String(128), nullable=False),
 )
 
-_STOP = object()
 _BATCH_ROWS = 500
+_RETRY_FIRST_SECONDS = 0.05
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-class AnswerStore:
-    """Appends classified answers to `classified_answers`, creating the table if needed."""
+class StoreUnavailable(Exception):
+    """The answer cannot be stored now (the spool cannot be written, or the database is away and
+    `store_when_down` is `refuse`): the request is answered 503, never acknowledged and lost."""
 
-    def __init__(self, store: str, on_error: Callable[[int], None] | None = None) -> None:
+
+@dataclass
+class StoreHealth:
+    status: str
+    """`ok`; `retrying` while the database cannot be written (rows wait in the spool); `starting` before a write."""
+    pending_rows: int
+    written_rows: int
+    rejected_rows: int
+    spool: str
+    detail: str | None = None
+
+
+def default_spool(store: str) -> Path:
+    """Beside an SQLite file (`answers.db.spool`); for a database URL, under the user's state folder."""
+    url = database_url(store)
+    if url.startswith("sqlite:"):
+        from sqlalchemy.engine import make_url
+
+        return Path(f"{make_url(url).database}.spool")
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return state / "reason-classifier" / f"spool-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+class AnswerStore:
+    """Appends classified answers to `classified_answers` (created if needed), through the spool.
+
+    `add()` appends to the spool and returns (or raises `StoreUnavailable`); one background thread
+    writes the spool to the database in batches, retrying with backoff (up to `retry_max_seconds`
+    between tries) while the database cannot be written, and replays what earlier processes left.
+    """
+
+    def __init__(
+        self,
+        store: str,
+        spool: str | Path | None = None,
+        *,
+        retry_max_seconds: float = 5.0,
+        on_rejected: Callable[[int], None] | None = None,
+    ) -> None:
         url = database_url(store)
+        self.description = _hide_password(store)
+        sqlite = url.startswith("sqlite")
         # hide_parameters: a failed insert must not put the answer text into the log.
-        self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True)
-        if self.engine.dialect.name == "sqlite":
-            Path(self.engine.url.database or "").parent.mkdir(parents=True, exist_ok=True)
+        # SQLite without a pool: each batch opens the file anew, so a file that became unwritable (or
+        # writable again) is seen at once instead of through a connection opened before.
+        self.engine: Engine = create_engine(
+            url, hide_parameters=True, **({"poolclass": NullPool} if sqlite else {"pool_pre_ping": True})
+        )
+        if sqlite:
+            self.path = Path(self.engine.url.database or "")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
-        self._on_error = on_error or (lambda rows: None)
-        self._queue: queue.Queue[Any] = queue.Queue()
+            self.description = str(self.path)
+        self.spool = Spool(spool or default_spool(store))
+        self.retry_max_seconds = retry_max_seconds
+        self._on_rejected = on_rejected or (lambda rows: None)
+        self.up: bool | None = None
+        self.problem: str | None = None
+        self.written_rows = 0
+        self.rejected_rows = 0
+        self._table_ready = False
+        self._uncertain = False  # the last batch failed: it may have been committed all the same
+        self._schema_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._drain_deadline = float("inf")
         self._writer = threading.Thread(target=self._write_forever, name="answer-store", daemon=True)
         self._writer.start()
 
@@ -93,13 +162,48 @@ class AnswerStore:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        """Hand rows to the writer; returns at once."""
-        self._queue.put(rows)
+    @property
+    def pending_rows(self) -> int:
+        return self.spool.pending_rows
 
-    def flush(self) -> None:
-        """Block until every row added so far is written (or its failure logged)."""
-        self._queue.join()
+    def health(self) -> StoreHealth:
+        status = "starting" if self.up is None else "ok" if self.up else "retrying"
+        return StoreHealth(
+            status,
+            self.pending_rows,
+            self.written_rows,
+            self.rejected_rows,
+            str(self.spool.folder),
+            self.problem if self.up is False else None,
+        )
+
+    def check(self) -> None:
+        """Raise `StoreUnavailable` naming the database unless a row can be written now (inserted, then rolled back)."""
+        try:
+            self._create_table()
+            with self.engine.connect() as connection, connection.begin() as transaction:
+                connection.execute(classified_answers.insert(), [_PROBE_ROW | {"created_at": now()}])
+                transaction.rollback()
+        except Exception as error:
+            raise StoreUnavailable(f"cannot write the store {self.description}: {_reason(error)}") from None
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Put rows in the spool for the writer; returns once they are on local disk."""
+        try:
+            self.spool.append([{**row, "metadata": clean(row.get("metadata"))} for row in rows])
+        except SpoolError as error:
+            raise StoreUnavailable(str(error)) from None
+        self._wake.set()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every row added so far is in the database (or rejected); False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while self.pending_rows:
+            if time.monotonic() > deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.005)
+        return True
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -110,51 +214,209 @@ class AnswerStore:
             result = connection.execute(select(classified_answers).order_by(classified_answers.c.id))
             return [dict(row._mapping) for row in result]
 
-    def close(self) -> None:
-        self._queue.put(_STOP)
-        self._writer.join(timeout=30)
+    def close(self, timeout: float = 10.0) -> int:
+        """Write what is pending for at most `timeout` seconds, then stop; returns the rows left in the spool
+        (written at the next start)."""
+        self._drain_deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        self._writer.join(timeout + 1.0)
+        left = self.pending_rows
+        if left:
+            log.warning(
+                "%d classified answer(s) are not in the database yet; they stay in the spool %s and are "
+                "written at the next start",
+                left,
+                self.spool.folder,
+            )
+        if not self._writer.is_alive():
+            self.spool.close()
         self.engine.dispose()
+        return left
+
+    # --- the writer thread ---------------------------------------------------------------------------------
 
     def _write_forever(self) -> None:
+        delay = 0.0
         while True:
-            pending = [self._queue.get()]
-            while len(pending) < _BATCH_ROWS:
-                try:
-                    pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(item is _STOP for item in pending)
-            rows = [row for item in pending if item is not _STOP for row in item]
-            if rows:
-                self._write(rows)
-            for _ in pending:
-                self._queue.task_done()
-            if stop:
-                return
-
-    def _write(self, rows: list[dict[str, Any]]) -> None:
-        try:
-            self._insert(rows)
-            return
-        except Exception:
-            if len(rows) == 1:
-                log.exception("could not store a classified answer; retrying once")
-            else:
-                log.warning("could not store a batch of %d answers; writing them one by one", len(rows), exc_info=True)
-        # One row the database refuses (e.g. a NUL character for PostgreSQL) must not cost the others.
-        lost = 0
-        for row in rows:
+            self._wake.clear()
             try:
-                self._insert([row])
-            except Exception:
-                lost += 1
-                log.exception("could not store the answer of request %s; it is lost", row.get("request_id"))
-        if lost:
-            self._on_error(lost)
+                progressed = self._write_some()
+            except Exception as error:  # the database is away, locked, full or unwritable
+                progressed = None
+                self._failed(error)
+            delay = min(max(_RETRY_FIRST_SECONDS, delay * 2), self.retry_max_seconds) if progressed is None else 0.0
+            if self._stopping.is_set() and (not self.pending_rows or time.monotonic() >= self._drain_deadline):
+                return
+            if progressed:
+                continue
+            if self._stopping.is_set():
+                time.sleep(min(delay or 0.05, max(0.0, self._drain_deadline - time.monotonic())))
+            elif delay:
+                self._stopping.wait(delay)  # not _wake: requests arriving during an outage must not hurry the retries
+            else:
+                self._wake.wait(1.0)
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
+    def _write_some(self) -> bool:
+        """Write one batch from the spool; False when there was nothing to write."""
+        if not self._table_ready:
+            self._create_table()
+            self._table_ready = True
+        left_over = self.spool.left_over
+        if left_over:
+            segment = left_over[0]
+            lines = segment.read_lines(segment.size, _BATCH_ROWS)
+            if lines:
+                self._write_lines(segment, lines, dedupe=True, left_over=True)
+            elif segment.consumed < segment.size:  # a torn last line (never acknowledged): kept aside, not counted
+                self.spool.reject(os.pread(segment.fd, segment.size - segment.consumed, segment.consumed), "torn line")
+                segment.consumed = segment.size
+            if segment.consumed >= segment.size:
+                segment.remove()
+                left_over.pop(0)
+            return True
+        segment, end = self.spool.current_end()
+        lines = segment.read_lines(end, _BATCH_ROWS)
+        if not lines:
+            self.spool.rotate_if_done()
+            return False
+        self._write_lines(segment, lines, dedupe=self._uncertain, left_over=False)
+        return True
+
+    def _write_lines(self, segment: Segment, lines: list[tuple[bytes, int]], dedupe: bool, left_over: bool) -> None:
+        """Insert the rows of `lines`, advancing the segment past each row written. Raises when the
+        database cannot be written; a row it refuses on its own (while it takes a probe row) is set
+        aside in the spool's rejected file."""
+        rows: list[tuple[dict[str, Any] | None, bytes, int]] = []
+        for line, end in lines:
+            try:
+                rows.append((decode(line), line, end))
+            except ValueError:
+                rows.append((None, line, end))
+        try:
+            self._insert([row for row, _, _ in rows if row is not None], dedupe)
+        except Exception as error:
+            if not self._writable():
+                raise
+            log.warning(
+                "the database refuses a batch of %d answer(s) (%s); writing them one by one", len(rows), _reason(error)
+            )
+        else:
+            for row, line, end in rows:
+                if row is None:
+                    self._reject(line, "not JSON", left_over)
+                else:
+                    self._done(1, left_over)
+                segment.consumed = end
+            return
+        for row, line, end in rows:  # one by one: the database took the probe, so some row is the problem
+            if row is None:
+                self._reject(line, "not JSON", left_over)
+            else:
+                try:
+                    self._insert([row], dedupe)
+                except Exception as error:
+                    if not self._writable():
+                        raise
+                    self._reject(line, type(getattr(error, "orig", None) or error).__name__, left_over)
+                else:
+                    self._done(1, left_over)
+            segment.consumed = end
+
+    def _done(self, rows: int, left_over: bool) -> None:
+        if left_over:
+            self.spool.left_over_rows -= rows
+        else:
+            self.spool.done_rows += rows
+        if self.up is False:
+            log.info(
+                "the store %s is writable again; writing the %d spooled answer(s)", self.description, self.pending_rows
+            )
+        self.up, self.problem, self._uncertain = True, None, False
+        self.written_rows += rows
+
+    def _create_table(self) -> None:
+        with self._schema_lock:  # the writer and a readiness check may both try; SQLite would refuse the second
+            metadata.create_all(self.engine)
+
+    def _insert(self, rows: list[dict[str, Any]], dedupe: bool) -> None:
+        if not rows:
+            return
         with self.engine.begin() as connection:
-            connection.execute(classified_answers.insert(), rows)
+            if dedupe:
+                rows = _not_stored_yet(connection, rows)
+            if rows:
+                connection.execute(classified_answers.insert(), rows)
+
+    def _writable(self) -> bool:
+        try:
+            self.check()
+            return True
+        except StoreUnavailable:
+            return False
+
+    def _reject(self, line: bytes, reason: str, left_over: bool) -> None:
+        log.error(
+            "the database refuses an answer on its own (%s); it is kept in %s", reason, self.spool.folder / REJECTED
+        )
+        try:
+            self.spool.reject(line, reason)
+        except OSError:
+            log.exception("cannot keep the refused answer in %s", self.spool.folder / REJECTED)
+        if left_over:
+            self.spool.left_over_rows -= 1
+        else:
+            self.spool.done_rows += 1
+        self.rejected_rows += 1
+        self._on_rejected(1)
+
+    def _failed(self, error: Exception) -> None:
+        self._uncertain = True
+        self._table_ready = False
+        problem = f"cannot write the store {self.description}: {_reason(error)}"
+        if self.up is not False or problem != self.problem:
+            log.warning(
+                "%s; %d answer(s) wait in the spool %s, retrying", problem, self.pending_rows, self.spool.folder
+            )
+        self.up, self.problem = False, problem
+        if self.dialect != "sqlite":
+            self.engine.dispose()  # connections to a server that went away
+
+
+_PROBE_ROW = {
+    "request_id": "store-probe",
+    "item": 0,
+    "text": "",
+    "category": "other",
+    "abstained": True,
+    "model_version": "probe",
+}
+
+
+def _not_stored_yet(connection: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose (request_id, item) is not in the table: a replay after a crash between the
+    database's commit and the spool's bookkeeping must not store a row twice."""
+    ids = sorted({row["request_id"] for row in rows})
+    found = {
+        tuple(row)
+        for row in connection.execute(
+            select(classified_answers.c.request_id, classified_answers.c.item).where(
+                classified_answers.c.request_id.in_(ids)
+            )
+        )
+    }
+    return [row for row in rows if (row["request_id"], row["item"]) not in found]
+
+
+def _reason(error: BaseException) -> str:
+    """The database's own words, first line only, without SQL or parameters."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+    return f"{type(original).__name__}: {text}" if text else type(original).__name__
+
+
+def _hide_password(store: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", store)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -101,7 +101,7 @@ def test_taxonomy(client):
 
 
 def test_health_ready_metrics_and_docs(client):
-    assert client.get("/healthz").json() == {"status": "alive", "model_version": None, "detail": None}
+    assert client.get("/healthz").json() == {"status": "alive", "model_version": None, "detail": None, "store": None}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["model_version"].startswith("reason-classifier-default@")
     client.post("/v1/classify", json={"text": TOO_EXPENSIVE})
@@ -630,17 +630,18 @@ def test_store_url_forms():
     assert database_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
-def test_store_failure_does_not_fail_the_request(classifier, tmp_path, caplog):
+def test_a_dropped_table_is_created_again_and_no_row_is_lost(classifier, tmp_path, caplog):
     database = tmp_path / "answers.sqlite3"
     with running(classifier, store=str(database)) as client:
         store = client.app.state.service.store
         with store.engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE classified_answers")
-        with caplog.at_level(logging.ERROR, logger="service.store"):
+        with caplog.at_level(logging.INFO, logger="service"):
             assert client.post("/v1/classify", json={"text": "secret text"}).status_code == 200
-            store.flush()
-        assert "reason_classifier_store_lost_rows_total 1.0" in client.get("/metrics").text
-    assert "it is lost" in caplog.text and "secret text" not in caplog.text
+            assert store.flush()
+        assert [row["text"] for row in store.rows()] == ["secret text"]
+        assert "reason_classifier_store_pending_rows 0.0" in client.get("/metrics").text
+    assert "secret text" not in caplog.text
 
 
 def test_serve_command_runs_the_service(tmp_path):
@@ -696,3 +697,64 @@ def test_serve_refuses_bad_settings(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "--config", str(config)])
     assert result.exit_code == 2
     assert "max_batch_items" in result.output
+
+
+# --- several workers: one process with model threads ---------------------------------------------------------------
+
+
+def test_model_threads_classify_at_the_same_time(classifier):
+    import asyncio
+
+    from reason_classifier.service.predictor import Predictor
+
+    running_now, most = 0, 0
+    lock = threading.Lock()
+
+    def slow(texts):
+        nonlocal running_now, most
+        with lock:
+            running_now += 1
+            most = max(most, running_now)
+        time.sleep(0.2)
+        with lock:
+            running_now -= 1
+        return classifier.predict(texts)
+
+    async def scenario(threads: int) -> None:
+        predictor = Predictor(slow, threads=threads)
+        predictor.start()
+
+        async def later(i: int):
+            await asyncio.sleep(0.05 * i)  # the second arrives while the first is being classified
+            return await predictor.predict([f"too expensive {i}"], 5)
+
+        try:
+            await asyncio.gather(later(0), later(1))
+        finally:
+            await predictor.stop()
+
+    asyncio.run(scenario(1))
+    assert most == 1
+    most = 0
+    asyncio.run(scenario(2))
+    assert most == 2
+
+
+def test_serve_with_two_workers_is_one_process_ready_and_counted_as_a_whole():
+    """Observed: with --workers 2, /readyz answered for whichever worker got it (ready while 300 of 398 requests got
+    503 not_ready), and /metrics was per worker."""
+    import psutil
+
+    from service_process import ServiceProcess
+
+    with ServiceProcess("--workers", "2") as server:
+        assert psutil.Process(server.process.pid).children(recursive=True) == []
+        statuses = []
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            statuses = list(
+                pool.map(lambda i: server.request("POST", "/v1/classify", {"text": f"too slow {i}"})[0], range(100))
+            )
+        assert statuses == [200] * 100
+        _, metrics = server.request("GET", "/metrics")
+        assert 'reason_classifier_http_requests_total{method="POST",route="/v1/classify",status="200"} 100.0' in metrics
+        server.terminate()

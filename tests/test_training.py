@@ -161,10 +161,16 @@ def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
 
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     metrics = evaluate(ReasonClassifier.load(), read_labelled(HELDOUT_PATH, taxonomy), "labels/heldout")
-    assert metrics["macro_f1"] >= 0.90
+    assert metrics["macro_f1"] >= 0.92
     english = metrics["per_language"]["en"]["macro_f1"]
-    behind = {lang: m["macro_f1"] for lang, m in metrics["per_language"].items() if m["macro_f1"] < english - 0.05}
-    assert not behind, f"languages more than 5 points below English ({english:.3f}): {behind}"
+    # A language with under 150 held-out answers (the eight of round k have 60 to 76) moves by a point or two per
+    # answer, so it is held to 10 points; the languages with about 200 answers are held to 5.
+    behind = {
+        lang: m["macro_f1"]
+        for lang, m in metrics["per_language"].items()
+        if m["macro_f1"] < english - (0.05 if m["rows"] >= 150 else 0.10)
+    }
+    assert not behind, f"languages too far below English ({english:.3f}): {behind}"
     assert metrics["calibration"]["ece"] <= 0.05
 
 

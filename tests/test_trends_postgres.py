@@ -11,8 +11,8 @@ def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_
     from reason_classifier.service.store import AnswerStore
 
     data = generated(120, seed=5)
-    for target in (postgres_url, str(tmp_path / "answers.db")):
-        store = AnswerStore(target)
+    for i, target in enumerate((postgres_url, str(tmp_path / "answers.db"))):
+        store = AnswerStore(target, tmp_path / f"spool-{i}")
         store.add(_store_rows(data))
         store.flush()
         store.close()
@@ -25,11 +25,11 @@ def test_postgresql_store_gives_the_numbers_of_the_same_rows_in_sqlite(postgres_
     )  # no password in reports
 
 
-def test_postgresql_a_stored_lone_surrogate_in_metadata_is_tolerated(postgres_url):  # noqa: F811
+def test_postgresql_a_stored_lone_surrogate_in_metadata_is_tolerated(postgres_url, tmp_path):  # noqa: F811
     """Observed: one metadata value with a lone surrogate made every `by=metadata.KEY` report fail."""
     from reason_classifier.service.store import AnswerStore
 
-    store = AnswerStore(postgres_url)
+    store = AnswerStore(postgres_url, tmp_path / "spool")
     store.add(_store_rows(generated(20, seed=2)))
     store.flush()
     with store.engine.begin() as connection:  # as an older version stored it (JSON escapes, not cleaned)

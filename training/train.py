@@ -164,6 +164,20 @@ def train(
     on_progress: Progress | None = None,
 ) -> tuple[ReasonClassifier, dict]:
     """A classifier fitted on `data` (plus the taxonomy's seed examples if configured), and what was learnt about it."""
+    classifier, summary, _ = train_with_out_of_fold(data, taxonomy, config, name, threads, on_progress)
+    return classifier, summary
+
+
+def train_with_out_of_fold(
+    data: LabelledSet,
+    taxonomy: Taxonomy,
+    config: TrainingConfig | None = None,
+    name: str = "reason-classifier",
+    threads: int = 2,
+    on_progress: Progress | None = None,
+) -> tuple[ReasonClassifier, dict, np.ndarray]:
+    """As `train`, and the head's out-of-fold sub-reason logits for every row of `data` (seeds included, in order),
+    from which a second model's weight beside this one can be chosen honestly."""
     config = config or TrainingConfig()
     if config.use_taxonomy_examples:
         data = data + taxonomy_examples(taxonomy)
@@ -256,7 +270,7 @@ def train(
         config=model_config,
         char_ngrams=char_ngrams,
     )
-    return classifier, training_summary
+    return classifier, training_summary, logits
 
 
 def train_evaluate_save(
