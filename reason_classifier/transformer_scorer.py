@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -49,16 +48,14 @@ class TransformerScorer:
 
             folder.mkdir(parents=True, exist_ok=True)
             shutil.copy2(self.encoder.folder / FINE_TUNED_ME5_FILE, folder / FINE_TUNED_ME5_FILE)
-        arrays: dict[str, Any] = self.head.to_arrays("sub_reason")
-        np.savez_compressed(folder / TRANSFORMER_HEAD_FILE, **arrays)
+        self.head.save(folder / TRANSFORMER_HEAD_FILE)
         return folder
 
     @classmethod
     def load(cls, folder: str | Path, threads: int = 2) -> TransformerScorer:
         folder = Path(folder)
         try:
-            with np.load(folder / TRANSFORMER_HEAD_FILE, allow_pickle=False) as arrays:
-                head = LinearHead.from_arrays(arrays, "sub_reason")
+            head = LinearHead.load(folder / TRANSFORMER_HEAD_FILE)
         except (KeyError, ValueError, OSError) as error:
             raise ModelFolderError(f"{folder / TRANSFORMER_HEAD_FILE} cannot be read: {error}") from error
         return cls(MultilingualE5Encoder(threads=threads, fine_tuned=folder), head)

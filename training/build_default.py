@@ -20,7 +20,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -85,8 +84,7 @@ def transformer_stage(
     head = LinearHead(
         tuple(names), model.layer.weight.detach().numpy() * model.scale, model.layer.bias.detach().numpy()
     )
-    arrays: dict[str, Any] = head.to_arrays("sub_reason")
-    np.savez_compressed(folder / TRANSFORMER_HEAD_FILE, **arrays)
+    head.save(folder / TRANSFORMER_HEAD_FILE)
     (folder / "run.json").write_text(
         json.dumps(
             {

@@ -15,12 +15,12 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
 from reason_classifier.heads import softmax
-from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
+from reason_classifier.taxonomy import CATEGORIES, Taxonomy
 
 from .calibration import expected_calibration_error, fit_temperature
+from .train import abstention_curve, best_threshold
 
 WEIGHT_GRID = np.round(np.arange(0.0, 1.01, 0.1), 2)
-THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
 
 
 def calibration_split(strata: Sequence[str], share: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,17 +66,6 @@ def weigh(
         "transformer_temperature": temperature,
         "weight": float(chosen),
         "weight_curve": curve,
-        "abstain_below": abstention_threshold(categories, truth),
+        "abstain_below": best_threshold(abstention_curve(categories, truth)),
         "kept_rows": len(truth),
     }
-
-
-def abstention_threshold(categories: np.ndarray, truth: np.ndarray) -> float:
-    """The threshold whose abstentions give the best macro-F1 (ties: the higher threshold), as training chooses it."""
-    names = np.array(CATEGORIES)
-    best, top = categories.argmax(1), categories.max(1)
-    scored = []
-    for threshold in THRESHOLD_GRID:
-        predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
-        scored.append((round(float(f1_score(names[truth], predicted, average="macro")), 3), float(threshold)))
-    return max(scored)[1]

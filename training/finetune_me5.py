@@ -42,18 +42,6 @@ class TunedE5(nn.Module):
     def forward(self, ids: list[list[int]]) -> torch.Tensor:
         return self.layer(self.embed(ids) * self.scale)
 
-    def logits(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(n, classes) logits of the linear layer, read in length-sorted batches."""
-        self.eval()
-        ids = self.e5.tokenizer.encode(texts)
-        order = np.argsort([len(i) for i in ids], kind="stable")
-        out = np.zeros((len(texts), self.layer.out_features), dtype=np.float32)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                out[rows] = self([ids[i] for i in rows]).numpy()
-        return out
-
     def changed_weights(self) -> dict[str, torch.Tensor]:
         """What training changed, in float16: every transformer weight but the frozen word-embedding table."""
         return {

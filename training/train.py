@@ -128,23 +128,8 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
     best = after.argmax(axis=1)
     top = after.max(axis=1)
     names = np.array(CATEGORIES)
-    curve: list[dict[str, Any]] = []
-    for threshold in THRESHOLD_GRID:
-        predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
-        covered = predicted != ABSTAIN_CATEGORY
-        curve.append(
-            {
-                "threshold": float(threshold),
-                "macro_f1": float(f1_score(names[truth], predicted, average="macro", labels=sorted(set(categories)))),
-                "coverage": float(covered.mean()),
-                "accuracy_when_covered": float((predicted[covered] == names[truth][covered]).mean())
-                if covered.any()
-                else None,
-            }
-        )
-    abstain_below = config.abstain_below
-    if abstain_below is None:
-        abstain_below = max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))["threshold"]
+    curve = abstention_curve(after, truth)
+    abstain_below = config.abstain_below if config.abstain_below is not None else best_threshold(curve)
     return {
         "temperature": temperature,
         "abstain_below": abstain_below,
@@ -153,6 +138,34 @@ def calibrate(logits: np.ndarray, categories: Sequence[str], taxonomy: Taxonomy,
         "macro_f1_cv": float(f1_score(names[truth], names[best], average="macro")),
         "abstention_curve_cv": curve,
     }
+
+
+def abstention_curve(categories: np.ndarray, truth: np.ndarray) -> list[dict[str, Any]]:
+    """For each threshold of THRESHOLD_GRID: macro-F1 (over the categories `truth` has), coverage and accuracy when
+    answers whose best category `categories` (n, 5) is below it become `other`."""
+    names = np.array(CATEGORIES)
+    best, top = categories.argmax(axis=1), categories.max(axis=1)
+    labels = sorted(set(names[truth]))
+    curve: list[dict[str, Any]] = []
+    for threshold in THRESHOLD_GRID:
+        predicted = np.where((top < threshold) & (names[best] != ABSTAIN_CATEGORY), ABSTAIN_CATEGORY, names[best])
+        covered = predicted != ABSTAIN_CATEGORY
+        curve.append(
+            {
+                "threshold": float(threshold),
+                "macro_f1": float(f1_score(names[truth], predicted, average="macro", labels=labels)),
+                "coverage": float(covered.mean()),
+                "accuracy_when_covered": float((predicted[covered] == names[truth][covered]).mean())
+                if covered.any()
+                else None,
+            }
+        )
+    return curve
+
+
+def best_threshold(curve: list[dict[str, Any]]) -> float:
+    """The threshold with the best macro-F1 to three decimals; of equals, the highest (it abstains most honestly)."""
+    return float(max(curve, key=lambda point: (round(point["macro_f1"], 3), point["threshold"]))["threshold"])
 
 
 def train(
