@@ -12,7 +12,7 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
-from .common import console, fail, guess_text_column, output, progress_bar
+from .common import answer_column, fail, output, progress_bar
 
 
 def discover(
@@ -65,7 +65,7 @@ def discover(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
-    from reason_classifier.survey_files import detect_format, open_reader
+    from reason_classifier.survey_files import detect_format
     from reason_classifier.training.discover import DiscoveryOptions
     from reason_classifier.training.discover import discover as run_discovery
 
@@ -81,12 +81,8 @@ def discover(
             max_sample=max_sample,
             seed=seed,
         )
-        fmt = detect_format(input, format)
-        if text_column is None:
-            with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, input)
-        with progress_bar(console) as progress:
-            task = progress.add_task("reading", total=None)
+        text_column = answer_column(text_column, input, detect_format(input, format), encoding, sheet)
+        with progress_bar("reading") as on_progress:
             result = run_discovery(
                 input,
                 text_column,
@@ -95,9 +91,7 @@ def discover(
                 input_format=format,
                 encoding=encoding,
                 sheet=sheet,
-                on_progress=lambda stage, done, total: progress.update(
-                    task, description=stage, completed=done, total=total
-                ),
+                on_progress=on_progress,
             )
     except (ReasonClassifierError, ValueError) as error:
         raise fail(str(error)) from None

@@ -13,7 +13,7 @@ from reason_classifier.config import Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
 
-from .common import console, fail, guess_text_column, output, progress_bar
+from .common import answer_column, fail, output, progress_bar
 from .discover import discover, label
 from .trends import trends
 
@@ -65,24 +65,16 @@ def tag(
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
     from reason_classifier.classifier import ReasonClassifier
-    from reason_classifier.survey_files import detect_format, open_reader
+    from reason_classifier.survey_files import detect_format
     from reason_classifier.tagging import tag_file
 
     settings = Settings()
     try:
         fmt = detect_format(input, format)
-        if text_column is None:
-            with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, input)
+        text_column = answer_column(text_column, input, fmt, encoding, sheet)
         target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
-        classifier = ReasonClassifier.load(
-            model or settings.model,
-            threads=settings.threads,
-            max_chars=settings.max_chars,
-            detect_language=settings.detect_language,
-        )
-        with progress_bar(console) as progress:
-            task = progress.add_task(f"tagging {input.name}", total=None)
+        classifier = ReasonClassifier.from_settings(settings, model=model)
+        with progress_bar(f"tagging {input.name}") as on_progress:
             summary = tag_file(
                 input,
                 target,
@@ -93,7 +85,7 @@ def tag(
                 encoding=encoding,
                 sheet=sheet,
                 chunk_rows=settings.chunk_rows,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                on_progress=on_progress,
             )
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
@@ -151,15 +143,9 @@ def train(
         else:
             labelled, test = split_heldout(labelled, seed=training_config.seed)
             test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
-        with progress_bar(console) as progress:
-            task = progress.add_task("training", total=None)
-
-            def report(stage: str, step: int, total: int, loss: float | None) -> None:
-                suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
-                progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
-
+        with progress_bar("training") as on_progress:
             classifier, metrics = train_evaluate_save(
-                labelled, test, test_name, schema, output_path, training_config, on_progress=report
+                labelled, test, test_name, schema, output_path, training_config, on_progress=on_progress
             )
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
@@ -188,7 +174,7 @@ def evaluate(
     from reason_classifier.training.report import write_report
 
     try:
-        classifier = ReasonClassifier.load(model if model in ("default", "fast") else Path(model))
+        classifier = ReasonClassifier.from_settings(model=model)
         labelled = read_labelled(data, classifier.taxonomy)
         result = evaluate_model(classifier, labelled, ", ".join(map(str, data)))
         paths = write_report(result, output_dir, classifier.config.name) if output_dir else {}
@@ -222,11 +208,8 @@ def classify(
 
     from reason_classifier.classifier import ReasonClassifier
 
-    settings = Settings()
     try:
-        classifier = ReasonClassifier.load(
-            model or settings.model, threads=settings.threads, max_chars=settings.max_chars
-        )
+        classifier = ReasonClassifier.from_settings(model=model)
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     for prediction in classifier.predict(texts):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pandas as pd
 
 from .classifier import ReasonClassifier
 from .errors import InputError
+from .progress import ProgressCallback, ProgressEvent
 from .survey_files import DEFAULT_CHUNK_ROWS, SurveyFormat, detect_format, open_reader, open_writer
 from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 
@@ -112,12 +112,12 @@ def tag_file(
     encoding: str = "utf-8-sig",
     sheet: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> TagSummary:
     """Tag a whole export chunk by chunk into `output_path`, which appears only once it is complete.
 
-    Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress(rows_done,
-    total_rows_or_None)` is called after each chunk.
+    Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress` hears of the rows done
+    (of the total, when the format knows it) after each chunk.
     """
     started = time.perf_counter()
     source_format = detect_format(input_path, input_format)
@@ -147,7 +147,7 @@ def tag_file(
             writer.write(tagged)
             summary.add(tagged)
             if on_progress:
-                on_progress(summary.rows, reader.total_rows)
+                on_progress(ProgressEvent(f"tagging {Path(input_path).name}", summary.rows, reader.total_rows))
     summary.seconds = time.perf_counter() - started
     return summary
 

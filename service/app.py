@@ -132,13 +132,7 @@ class ServiceState:
             if self.classifier is None:
                 library = self.library
                 log.info("loading model %s", library.model or "(shipped default)")
-                self.classifier = await asyncio.to_thread(
-                    ReasonClassifier.load,
-                    library.model,
-                    threads=library.threads,
-                    max_chars=library.max_chars,
-                    detect_language=library.detect_language,
-                )
+                self.classifier = await asyncio.to_thread(ReasonClassifier.from_settings, library)
             self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
             await self.predictor.predict(list(WARM_UP_ANSWERS), timeout=120)
             if self.settings.store:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from reason_classifier.clustering import ASSIGNED, CLUSTERED, NOT_ASSIGNED, UNAS
 from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
 from reason_classifier.errors import InputError
 from reason_classifier.keywords import cluster_keywords
+from reason_classifier.progress import ProgressCallback, ProgressEvent
 from reason_classifier.prototypes import DEFAULT_NEW_BELOW, TaxonomyPrototypes
 from reason_classifier.survey_files import SurveyFormat, detect_format, open_reader, open_writer
 from reason_classifier.taxonomy import Taxonomy
@@ -64,8 +64,6 @@ def resolve_encoder(spec: str) -> str:
 ADDED_COLUMNS = ("cluster", "cluster_status", "cluster_similarity", "language", "error")
 INVALID = "invalid"
 ENCODE_BATCH = 1024
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -164,12 +162,12 @@ def discover(
     input_format: str | None = None,
     encoding: str = "utf-8-sig",
     sheet: str | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> DiscoveryResult:
     """Embed, cluster and describe every answer of the export; write the review file, assignments and report."""
     options = options or DiscoveryOptions()
     input_path, folder = Path(input_path), Path(output_dir)
-    report = on_progress or (lambda stage, done, total: None)
+    report = on_progress or (lambda event: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -208,12 +206,12 @@ def discover(
     vectors = np.zeros((len(unique_texts), encoder.dimension), dtype=np.float32)
     for start in range(0, len(unique_texts), ENCODE_BATCH):
         vectors[start : start + ENCODE_BATCH] = encoder.encode(unique_texts[start : start + ENCODE_BATCH])
-        report("embedding answers", min(start + ENCODE_BATCH, len(unique_texts)), len(unique_texts))
+        report(ProgressEvent("embedding answers", min(start + ENCODE_BATCH, len(unique_texts)), len(unique_texts)))
     which = np.array([distinct[text] for text in answer_texts], dtype=np.int64)
     embeddings = vectors[which]
     lap("embed")
 
-    report("clustering", 0, 1)
+    report(ProgressEvent("clustering", 0, 1))
     clusterer = AnswerClusterer(
         min_cluster_size=options.min_cluster_size,
         max_sample=options.max_sample,
@@ -225,7 +223,7 @@ def discover(
         clusterer.fit(np.zeros((0, encoder.dimension), dtype=np.float32))
     lap("cluster")
 
-    report("describing clusters", 0, 1)
+    report(ProgressEvent("describing clusters", 0, 1))
     from reason_classifier.language import default_detector
 
     detector = default_detector()
@@ -287,7 +285,7 @@ def discover(
     )
     lap("describe")
 
-    report("writing", 0, 1)
+    report(ProgressEvent("writing", 0, 1))
     folder.mkdir(parents=True, exist_ok=True)
     files = {"review": review.write(folder)}
     files["assignments"] = _write_assignments(
@@ -297,7 +295,7 @@ def discover(
 
     from .discovery_report import write_discovery_report
 
-    report("drawing the map", 0, 1)
+    report(ProgressEvent("drawing the map", 0, 1))
     files["report"] = write_discovery_report(
         folder / REPORT_FILE,
         review,
