@@ -172,13 +172,13 @@ class MemorySampler(threading.Thread):
         self.interval = interval
         self.peaks: dict[int, tuple[str, float]] = {}
         self.peak_total = 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         import psutil
 
         me = psutil.Process()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             total = 0.0
             for process in [me, *me.children(recursive=True)]:
                 try:
@@ -191,10 +191,10 @@ class MemorySampler(threading.Thread):
                 if rss > self.peaks.get(process.pid, ("", 0.0))[1]:
                     self.peaks[process.pid] = (role, rss)
             self.peak_total = max(self.peak_total, total)
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def report(self) -> dict:
@@ -293,7 +293,8 @@ def run(arguments: argparse.Namespace) -> None:
         "note": arguments.note,
         "machine": _machine(),
         "versions": _versions(),
-        "runs": {},
+        "data": {},
+        "results": {},
     }
     sizes = [("fast", arguments.rows), ("default", arguments.default_rows)]
     with tempfile.TemporaryDirectory(prefix="bench-tag-ray-") as scratch:
@@ -310,7 +311,8 @@ def run(arguments: argparse.Namespace) -> None:
                 if name != "local":
                     results[name]["same_rows_as_local"] = compare(Path(scratch, f"{model}-local"), outputs)
                     shutil.rmtree(outputs)
-            report["runs"][model] = {"data": data, "results": results}
+            report["data"][model] = data
+            report["results"][model] = results
             shutil.rmtree(Path(scratch, f"{model}-local"))
             shutil.rmtree(inputs)
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
@@ -323,11 +325,12 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    for model, run in report["runs"].items():
-        table = Table(title=f"{model}: {run['data']['rows']:,} rows in {run['data']['files']} Parquet files")
+    for model, results in report["results"].items():
+        data = report["data"][model]
+        table = Table(title=f"{model}: {data['rows']:,} rows in {data['files']} Parquet files")
         for column in ("engine", "rows/s", "seconds", "start-up s", "model load s", "peak RSS MiB", "same rows"):
             table.add_column(column, justify="right" if column != "engine" else "left")
-        for name, result in run["results"].items():
+        for name, result in results.items():
             peaks = result["peak_rss_mib"]
             if name == "local":
                 memory = f"{peaks['local process']:,.0f}"

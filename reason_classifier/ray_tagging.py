@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import pandas as pd
-
 from .answers import DEFAULT_MAX_CHARS
 from .classifier import ReasonClassifier
 from .config import DEFAULT_CHUNK_ROWS
@@ -173,10 +171,13 @@ def check_text_column(sources: Sequence[str], options: RayTagOptions) -> None:
 def read_export(batch: dict[str, Any], options: RayTagOptions) -> Iterator[dict[str, list]]:
     """Ray Data stage: one input file (a batch of one row: its index and path) as chunks, each one opaque row."""
     [index], [source] = batch["index"], batch["source"]
-    with _local_copy(str(source)) as path, _open(path, options, options.chunk_rows) as reader:
-        reader.require_column(options.text_column)
-        for chunk in reader.chunks():
-            yield {FILE: [int(index)], FIRST_ROW: [chunk.first_row], ROWS: [len(chunk.table)], DATA: [_pack(chunk)]}
+    try:
+        with _local_copy(str(source)) as path, _open(path, options, options.chunk_rows) as reader:
+            reader.require_column(options.text_column)
+            for chunk in reader.chunks():
+                yield {FILE: [int(index)], FIRST_ROW: [chunk.first_row], ROWS: [len(chunk.table)], DATA: [_pack(chunk)]}
+    except ReasonClassifierError as error:
+        yield {FILE: [int(index)], FIRST_ROW: [0], ROWS: [0], DATA: [_pack(error)]}
 
 
 def _open(path: str, options: RayTagOptions, chunk_rows: int) -> SurveyReader:
@@ -185,7 +186,11 @@ def _open(path: str, options: RayTagOptions, chunk_rows: int) -> SurveyReader:
 
 
 def _pack(value: object) -> bytes:
-    """A chunk as Ray carries it: pickled, so Ray never converts its columns (Arrow would change their types)."""
+    """A chunk as Ray carries it: pickled, so Ray never converts its columns (Arrow would change their types).
+
+    The project's own errors (a file without the text column, undecodable bytes) travel the same way, in the file's
+    place in the order, so the driver raises them as they are rather than as Ray's wrapping of a remote traceback.
+    """
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -219,11 +224,17 @@ class ChunkTagger:
         self.model_load_seconds = time.perf_counter() - started
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        tagged = [
-            _pack(tag_chunk(pickle.loads(data), self.classifier, self.options.text_column, self.sources[int(index)]))
-            for index, data in zip(batch[FILE], batch[DATA], strict=True)
-        ]
+        tagged = [self._tag(int(index), data) for index, data in zip(batch[FILE], batch[DATA], strict=True)]
         return {FILE: batch[FILE], FIRST_ROW: batch[FIRST_ROW], ROWS: batch[ROWS], DATA: tagged}
+
+    def _tag(self, index: int, data: bytes) -> bytes:
+        chunk = pickle.loads(data)
+        if isinstance(chunk, ReasonClassifierError):
+            return data
+        try:
+            return _pack(tag_chunk(chunk, self.classifier, self.options.text_column, self.sources[index]))
+        except ReasonClassifierError as error:
+            return _pack(error)
 
 
 @contextmanager
@@ -329,7 +340,9 @@ def _write_in_order(
                         result.outputs[sources[current]] = writer.commit()
                     current, next_row = index, 1
                     writer = _open_target(targets[sources[index]])
-                tagged: pd.DataFrame = pickle.loads(data)
+                tagged = pickle.loads(data)
+                if isinstance(tagged, ReasonClassifierError):
+                    raise tagged
                 if first_row != next_row or len(tagged) != rows:
                     raise ReasonClassifierError(
                         f"Ray returned rows {first_row}-{first_row + rows - 1} of {sources[index]} where row "

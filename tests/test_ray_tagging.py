@@ -151,6 +151,17 @@ def test_a_file_without_the_text_column_stops_the_run_before_ray_starts(tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_an_error_in_a_ray_worker_is_the_projects_error_naming_file_and_rows(tmp_path: Path, local_ray: None) -> None:
+    (tmp_path / "in").mkdir()
+    lines = [json.dumps({"reason": "too expensive"})] * 3 + [json.dumps({"answer": "too expensive"})] * 3
+    (tmp_path / "in" / "keys.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    options = RayTagOptions(text_column="answer", model="fast", chunk_rows=3, output_format="jsonl")
+    with pytest.raises(InputError, match=r"keys\.jsonl: no field 'answer' in rows 1-3") as raised:
+        tag_on_ray(tmp_path / "in", tmp_path / "out", options, workers=1)
+    assert type(raised.value) is InputError  # the project's error, not Ray's wrapper of it
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
 def test_cli_ray_engine_needs_an_output_folder(exports: Path) -> None:
     result = CliRunner().invoke(app, ["tag", str(exports), "--engine", "ray"])
     assert result.exit_code == 2
