@@ -264,8 +264,11 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, object_
     try:
         try:
             ray.init(**settings)
-        except ConnectionError as error:
-            raise RayUnavailableError(f"could not join the Ray cluster at {address}: {error}") from None
+        except (ConnectionError, ray.exceptions.RayError) as error:
+            hint = " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token)" if address else ""
+            raise RayUnavailableError(
+                f"could not start or join Ray{f' at {address}' if address else ''}{hint}: {error}"
+            ) from None
         yield ray
     finally:
         ray.shutdown()
