@@ -127,10 +127,12 @@ def ray_worker(model: str, inputs: Path, outputs: Path, actors: int) -> dict:
     sampler = MemorySampler()
     sampler.start()
     started = time.perf_counter()
+    driver_cpu_before = _cpu_seconds()
     with ray_session(num_cpus=2):
         session_started = time.perf_counter()
         result = tag_on_ray(inputs, outputs, options, workers=actors)
         finished = time.perf_counter()
+        driver_cpu = _cpu_seconds() - driver_cpu_before
         sampler.stop()
         probe = ray.remote(num_cpus=1)(_LoadProbe)
         asked = time.perf_counter()
@@ -146,6 +148,9 @@ def ray_worker(model: str, inputs: Path, outputs: Path, actors: int) -> dict:
         "actor_model_load_seconds": round(load_seconds, 2),
         "actor_ready_seconds": round(actor_ready, 2),
         "actors": result.workers,
+        # The driver receives, unpickles and writes every row: its CPU per row bounds a run whatever the cluster.
+        "driver_cpu_seconds": round(driver_cpu, 2),
+        "driver_rows_per_cpu_second": round(result.summary.rows / driver_cpu, 1) if driver_cpu else None,
         "blas_threads_per_actor": 1,
         "peak_rss_mib": sampler.report(),
         "model_class": ChunkTagger.__name__,
@@ -217,6 +222,11 @@ def _role(command: str) -> str:
     if command.startswith("ray::"):
         return "other ray worker"
     return "other ray process"
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mib() -> float:
@@ -315,6 +325,7 @@ def run(arguments: argparse.Namespace) -> None:
             report["results"][model] = results
             shutil.rmtree(Path(scratch, f"{model}-local"))
             shutil.rmtree(inputs)
+    report["machine"]["load_average_at_end"] = os.getloadavg()
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
     arguments.output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_report(report)

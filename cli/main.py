@@ -80,7 +80,7 @@ def tag(
         str | None, typer.Option(help="--engine ray: join the Ray cluster here (default: start Ray on this machine).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="--engine ray: model actors (default: one per CPU, less one for reading).")
+        int | None, typer.Option(min=1, help="--engine ray: model actors (default: one per CPU, at most one per file).")
     ] = None,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
