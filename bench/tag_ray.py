@@ -26,6 +26,7 @@ Results: a table on the terminal and JSON in bench/results/tag_ray.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -240,13 +241,39 @@ def run_configuration(name: str, model: str, inputs: Path, outputs: Path, timeou
         **os.environ,
         "OMP_NUM_THREADS": "1" if name.startswith("ray") else os.environ.get("OMP_NUM_THREADS", "2"),
     }
-    completed = subprocess.run(
-        command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, check=False, timeout=timeout, env=environment
+    # A session of its own, so a configuration that overruns is stopped with every process it started (a local Ray's
+    # raylet, GCS and workers), not only the launcher's child.
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, env=environment, start_new_session=True
     )
+    try:
+        stdout, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_tree(process.pid)
+        process.communicate()
+        raise
+    completed = subprocess.CompletedProcess(command, process.returncode, stdout)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"{name} with {model} failed (exit {completed.returncode}):\n{completed.stdout[-2000:]}")
     return json.loads(lines[-1])
+
+
+def _stop_tree(pid: int) -> None:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 # ---------------------------------------------------------------- comparison and report
@@ -317,13 +344,18 @@ def run(arguments: argparse.Namespace) -> None:
             for name in CONFIGURATIONS:
                 outputs = Path(scratch, f"{model}-{name}")
                 print(f"{model}: {name} on {rows:,} rows ...", file=sys.stderr, flush=True)
-                results[name] = run_configuration(name, model, inputs, outputs, arguments.timeout)
-                if name != "local":
+                try:
+                    results[name] = run_configuration(name, model, inputs, outputs, arguments.timeout)
+                except subprocess.TimeoutExpired:
+                    results[name] = {"timed_out_after_seconds": arguments.timeout}
+                    continue
+                if name != "local" and "rows" in results.get("local", {}):
                     results[name]["same_rows_as_local"] = compare(Path(scratch, f"{model}-local"), outputs)
-                    shutil.rmtree(outputs)
+                if name != "local":
+                    shutil.rmtree(outputs, ignore_errors=True)
             report["data"][model] = data
             report["results"][model] = results
-            shutil.rmtree(Path(scratch, f"{model}-local"))
+            shutil.rmtree(Path(scratch, f"{model}-local"), ignore_errors=True)
             shutil.rmtree(inputs)
     report["machine"]["load_average_at_end"] = os.getloadavg()
     arguments.output.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +374,9 @@ def print_report(report: dict) -> None:
         for column in ("engine", "rows/s", "seconds", "start-up s", "model load s", "peak RSS MiB", "same rows"):
             table.add_column(column, justify="right" if column != "engine" else "left")
         for name, result in results.items():
+            if "rows" not in result:
+                table.add_row(name, f"timed out after {result['timed_out_after_seconds']:,.0f} s", *[""] * 5)
+                continue
             peaks = result["peak_rss_mib"]
             if name == "local":
                 memory = f"{peaks['local process']:,.0f}"
@@ -353,8 +388,8 @@ def print_report(report: dict) -> None:
                 memory = f"driver {peaks.get('driver', 0):,.0f}; actors {actors}; all {total:,.0f}"
                 startup = f"{result['ray_start_seconds']:.1f}"
                 load = f"{result['actor_model_load_seconds']:.1f} ({result['actor_ready_seconds']:.1f} ready)"
-                check = result["same_rows_as_local"]
-                same = f"{check['rows_compared']:,} rows, {check['cells_different']} cells differ"
+                check = result.get("same_rows_as_local")
+                same = f"{check['rows_compared']:,} rows, {check['cells_different']} cells differ" if check else "-"
             table.add_row(
                 name, f"{result['rows_per_second']:,.0f}", f"{result['seconds']:,.0f}", startup, load, memory, same
             )
