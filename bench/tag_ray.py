@@ -121,7 +121,7 @@ def ray_worker(model: str, inputs: Path, outputs: Path, actors: int) -> dict:
     import ray
 
     from reason_classifier.config import Settings
-    from reason_classifier.ray_tagging import ChunkTagger, RayTagOptions, ray_session, tag_on_ray
+    from reason_classifier.ray_tagging import RayTagOptions, ray_session, tag_on_ray
 
     settings = Settings()
     options = RayTagOptions(text_column=TEXT_COLUMN, model=model, chunk_rows=settings.chunk_rows)
@@ -154,7 +154,6 @@ def ray_worker(model: str, inputs: Path, outputs: Path, actors: int) -> dict:
         "driver_rows_per_cpu_second": round(result.summary.rows / driver_cpu, 1) if driver_cpu else None,
         "blas_threads_per_actor": 1,
         "peak_rss_mib": sampler.report(),
-        "model_class": ChunkTagger.__name__,
     }
 
 
@@ -354,7 +353,8 @@ def run(arguments: argparse.Namespace) -> None:
                 if name != "local":
                     shutil.rmtree(outputs, ignore_errors=True)
             report["data"][model] = data
-            report["results"][model] = results
+            # One column per engine and model on docs/benchmarks.md: "fast local", "fast ray-2", …
+            report["results"].update({f"{model} {name}": result for name, result in results.items()})
             shutil.rmtree(Path(scratch, f"{model}-local"), ignore_errors=True)
             shutil.rmtree(inputs)
     report["machine"]["load_average_at_end"] = os.getloadavg()
@@ -368,8 +368,8 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    for model, results in report["results"].items():
-        data = report["data"][model]
+    for model, data in report["data"].items():
+        results = {name: report["results"][f"{model} {name}"] for name in CONFIGURATIONS}
         table = Table(title=f"{model}: {data['rows']:,} rows in {data['files']} Parquet files")
         for column in ("engine", "rows/s", "seconds", "start-up s", "model load s", "peak RSS MiB", "same rows"):
             table.add_column(column, justify="right" if column != "engine" else "left")
