@@ -202,7 +202,7 @@ def build_postgres_store(export: Path, url: str) -> float:
     columns = ["created_at", "request_id", "item", "text", "customer_id", "plan", "mrr", "metadata", "category"]
     columns += ["sub_reason", "abstained", "model_version"]
     with psycopg.connect(url) as connection, connection.cursor() as cursor:
-        copy_sql = f"COPY {classified_answers.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+        copy_sql = f"COPY {classified_answers.name} ({', '.join(columns)}) FROM STDIN (FORMAT csv, NULL '\\N')"
         with cursor.copy(copy_sql) as copy:
             for chunk in pd.read_csv(export, dtype=str, keep_default_na=False, chunksize=200_000):
                 rows = pd.DataFrame(
@@ -221,7 +221,7 @@ def build_postgres_store(export: Path, url: str) -> float:
                         "model_version": "bench",
                     }
                 )
-                copy.write(rows.to_csv(index=False, header=False))
+                copy.write(rows.to_csv(index=False, header=False, na_rep="\\N"))
         cursor.execute(f"ANALYZE {classified_answers.name}")
     return time.perf_counter() - started
 
@@ -265,7 +265,13 @@ def postgres_worker(engine: str, url: str) -> dict:
             for r in document["rows"]
             if r["segment"] == "all" and r["level"] == "category" and r["answers"]
         }
-    return {"seconds": time.perf_counter() - started, "write_seconds": None, "output_rows": None, "counts": counts}
+    return {
+        "seconds": time.perf_counter() - started,
+        "write_seconds": None,
+        "output_rows": None,
+        "counts": counts,
+        "started": started,
+    }
 
 
 def worker(engine: str, export: str) -> None:
@@ -293,7 +299,7 @@ def worker(engine: str, export: str) -> None:
         }
     elif engine.startswith("postgres"):
         result = postgres_worker(engine, export)
-        counts = result.pop("counts")
+        counts, started = result.pop("counts"), result.pop("started")
     elif engine == "store":
         from reason_classifier.trends import TrendOptions, compute_trends
 
@@ -506,7 +512,7 @@ def main() -> None:
         )
     )
     for column in ("rows", "file MiB", "engine", "compute s", "write s", "peak RSS MiB", "rows/s"):
-        table.add_column(column, justify="left" if column == "engine" else "right")
+        table.add_column(column, justify="left" if column == "engine" else "right", no_wrap=column == "engine")
     for entry in report["results"]:
         rows = entry["data"]["rows"]
         for engine, result in entry["engines"].items():
