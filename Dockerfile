@@ -3,7 +3,7 @@
 #   docker build -t reason-classifier .
 #   docker run -p 8000:8000 -e REASON_CLASSIFIER_SERVICE_STORE=postgresql://... reason-classifier
 #
-# The build steps are one script, docker/build.sh, which CI also runs outside a container (.ci/dockerfile_steps.sh);
+# The build steps are one script, docker/build.sh, which .ci/dockerfile_steps.py runs outside a container;
 # docs/deployment.md says what that checks and what it does not.
 
 FROM python:3.11-slim-bookworm AS build

@@ -1,7 +1,7 @@
 """Check the Dockerfile where no container engine is available (this CI has none: no docker daemon, podman or buildah).
 
     python .ci/dockerfile_steps.py --static     # what the files say (seconds; tests/test_deployment.py runs it)
-    python .ci/dockerfile_steps.py              # and the build steps, as a plain script (minutes; .ci/run)
+    python .ci/dockerfile_steps.py              # and the build steps, as a plain script (minutes; by hand)
 
 Checked:
 - statically: the build stage installs torch 2.13.0 from the CPU index and builds the model into the image; the

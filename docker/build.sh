@@ -1,6 +1,6 @@
 #!/bin/sh
 # The image's build steps, as one plain script: the Dockerfile runs it at PREFIX=/opt/reason-classifier, and
-# .ci/dockerfile_steps.sh runs the very same script in a temporary folder where no container engine is available.
+# .ci/dockerfile_steps.py runs the very same script in a temporary folder where no container engine is available.
 #
 #   PREFIX            where the virtual environment (venv/) and the model cache (cache/) go
 #   SOURCE            the project's source folder (pyproject.toml and the packages)

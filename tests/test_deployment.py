@@ -1,6 +1,6 @@
 """The deployment recipe (issue 18): the Dockerfile and compose.yaml say what docs/deployment.md promises.
 
-The build steps themselves run in .ci/run (`python .ci/dockerfile_steps.py`, minutes); here only what the files
+The build steps themselves run by hand (`python .ci/dockerfile_steps.py`, minutes); here only what the files
 say, in seconds, and that the checker refuses what it must.
 """
 

@@ -230,9 +230,7 @@ def _grouping(columns: Columns, options: TrendOptions) -> Grouping:
     by_value = [columns.date, columns.category, columns.sub_reason, columns.error]
     by_value += [s.column for s in options.by if not s.bands]
     kept = [c for c in dict.fromkeys(by_value) if c]
-    weight = columns.weight if columns.weight not in kept else None
-    if columns.weight in kept:
-        kept.append(columns.weight)  # type: ignore[arg-type] - in kept, so not None
+    weight = columns.weight if columns.weight not in kept else None  # read by value: grouped by it, not summed
     bands = {s.name: (s.column, s.bands) for s in options.by if s.bands}
     return Grouping(kept, columns.date, options.timezone, weight, bands)
 
