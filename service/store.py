@@ -113,7 +113,7 @@ def prepare_schema(engine: Engine) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         metadata.create_all(connection)
-        if _has_index(connection, REQUEST_ITEM.name):
+        if _has_index(connection, str(REQUEST_ITEM.name)):
             return
         removed = connection.execute(
             text(

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -392,7 +392,7 @@ class StoreSource(ChunkedSource):
         return Grouped(relation, local_days, summed_weight, frozenset(banded))
 
     @staticmethod
-    def _grouped_frame(rows: list[Any], names: list[str], kinds: dict[str, str], summed: bool) -> pd.DataFrame:
+    def _grouped_frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str], summed: bool) -> pd.DataFrame:
         measures = [ROW, ANSWERS, *([WEIGHT_SUM, WEIGHTED] if summed else [])]
         raw = pd.DataFrame(rows, columns=[*names, *measures])
         frame = _typed(raw, names, kinds)
