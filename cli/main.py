@@ -61,6 +61,23 @@ def tag(
         Path | None,
         typer.Option(help="Model folder, or 'fast' (default: the shipped model, or REASON_CLASSIFIER_MODEL)."),
     ] = None,
+    bom: Annotated[
+        bool | None,
+        typer.Option(
+            "--bom/--no-bom",
+            help=(
+                "CSV/TSV output: start with a UTF-8 byte-order mark, which Excel needs to show accents and CJK "
+                "(default: when the input has one or is .xlsx)."
+            ),
+        ),
+    ] = None,
+    escape_formulas: Annotated[
+        bool,
+        typer.Option(
+            "--escape-formulas",
+            help="CSV/TSV output: prefix cells starting with = + - @ with ' so a spreadsheet shows them as text.",
+        ),
+    ] = False,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
@@ -94,6 +111,8 @@ def tag(
                 sheet=sheet,
                 chunk_rows=settings.chunk_rows,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                bom=bom,
+                escape_formulas=escape_formulas,
             )
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
@@ -109,7 +128,7 @@ def tag(
     output.print(table)
     output.print(
         f"{summary.errors} row(s) could not be classified (see the error column); "
-        f"{summary.abstained} abstained (too unsure, tagged other). "
+        f"{summary.abstained} abstained (too unsure, tagged other; see the abstained column). "
         f"{summary.rows_per_second:,.0f} rows/s.",
         highlight=False,
     )
