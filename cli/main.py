@@ -78,6 +78,12 @@ def tag(
             help="CSV/TSV output: prefix cells starting with = + - @ with ' so a spreadsheet shows them as text.",
         ),
     ] = False,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoder name or folder to use instead of the model folder's own (the only way to use one outside it)."
+        ),
+    ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
@@ -97,6 +103,7 @@ def tag(
             threads=settings.threads,
             max_chars=settings.max_chars,
             detect_language=settings.detect_language,
+            encoder=encoder,
         )
         with progress_bar(console) as progress:
             task = progress.add_task(f"tagging {input.name}", total=None)

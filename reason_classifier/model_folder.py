@@ -185,7 +185,7 @@ def inside(folder: Path, relative: str, what: str) -> Path:
         raise ModelFolderError(
             f"model folder {folder}: {CONFIG_FILE} names the {what} {relative!r}, which is not inside the folder; a "
             f"model folder may only use its own files{' or a shipped encoder' if what == 'encoder' else ''}. To use "
-            "an encoder from elsewhere, name it yourself (ReasonClassifier.load(..., encoder=PATH))"
+            "an encoder from elsewhere, name it yourself (--encoder PATH, or ReasonClassifier.load(..., encoder=PATH))"
         )
     if not target.exists():
         raise ModelFolderError(f"model folder {folder} is incomplete: missing {relative} (its {what})")

@@ -187,9 +187,9 @@ class DelimitedReader(SurveyReader):
             raise InputError(f"{self.path}: the file is empty (no header row)")
         if first.skipped_bytes or len(first.text) > MAX_HEADER_CHARS:
             self._file.close()
-            size = first.skipped_bytes or len(first.text.encode(encoding, "replace"))
+            size = f"{first.skipped_bytes:,} bytes" if first.skipped_bytes else f"{len(first.text):,} characters"
             raise InputError(
-                f"{self.path}, line 1: the header line is {size:,} bytes long; a header is at most "
+                f"{self.path}, line 1: the header line is {size} long; a header is at most "
                 f"{MAX_HEADER_CHARS:,} characters (is this a CSV export?)"
             )
         self.delimiter = delimiter or _sniff_delimiter(first.text)
@@ -485,7 +485,8 @@ class ExcelReader(SurveyReader):
         self._formulas.close()
 
     def chunks(self) -> Iterator[Chunk]:
-        width, rows, row_number = len(self._header), [], 0
+        width, row_number = len(self._header), 0
+        rows: list[list[Any]] = []
         problems: dict[int, str] = {}
         try:
             for pair in self._rows:

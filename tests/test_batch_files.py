@@ -361,3 +361,22 @@ def test_sigterm_during_tagging_removes_the_temporary_file_and_kill_9_leftovers_
     assert len(partials(tmp_path)) == 1
     assert process.stdout.read().endswith("done\n") and process.wait(timeout=120) == 0
     assert partials(tmp_path) == [] and len(rows_of(target)) == 401
+
+
+def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from reason_classifier.cli.main import app
+
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes(b"answer," + b"a" * (2 * 1024 * 1024) + b"\nfine,x\n")
+    result = CliRunner().invoke(app, ["tag", str(wide)])
+    assert result.exit_code == 2 and "line 1: the header line is 2,097,160 characters long" in result.output
+    source = tmp_path / "in.csv"
+    source.write_text("answer\ntoo expensive\n", encoding="utf-8")
+    (tmp_path / "a-file").write_text("not a folder")
+    result = CliRunner().invoke(
+        app, ["tag", str(source), "-o", str(tmp_path / "a-file" / "out.csv"), "--model", "fast"]
+    )
+    assert result.exit_code == 2 and "cannot write the output" in result.output
+    assert isinstance(result.exception, SystemExit)  # typer's clean exit, not an uncaught error
