@@ -621,5 +621,5 @@ def test_other_is_shown_apart_from_the_rising_reasons(tmp_path):
     page = write_trends(report, tmp_path / "out")["html"].read_text(encoding="utf-8")
     movers_section = page.split("Answers the model could not place")[0]
     assert "other / unclear" not in movers_section.split("Top movers of the last period")[-1]
-    apart_html = page.split('<div id=other-movers>')[1].split("</div>")[0]
+    apart_html = page.split("<div id=other-movers>")[1].split("</div>")[0]
     assert "other / unclear" in apart_html and "other / unclassified" in apart_html

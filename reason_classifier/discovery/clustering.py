@@ -195,7 +195,7 @@ class AnswerClusterer:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, int | float | str | None]:
         """Counts a report shows: rows, sample size, clusters, noise assigned, unassigned, parameters."""
         self._check_fitted()
         return {

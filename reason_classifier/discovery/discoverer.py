@@ -213,26 +213,7 @@ class ReasonDiscoverer:
         centroids = self.clusterer_.centroids_
         proposals = list(self.matcher_.propose(centroids, new_below=self.new_below_)) if len(centroids) else []
         similarity = self.clusterer_.similarity_
-        clusters = []
-        for cluster in range(self.clusterer_.n_clusters_):
-            members = np.flatnonzero(labels == cluster)
-            members = members[np.argsort(-similarity[members], kind="stable")]
-            words = list(keywords.get(cluster, []))
-            clusters.append(
-                DiscoveredCluster(
-                    id=cluster,
-                    name=" / ".join(words[:3]) or f"cluster {cluster}",
-                    size=len(members),
-                    share=round(len(members) / max(len(texts), 1), 4),
-                    keywords=words,
-                    examples=distinct_examples((texts[i] for i in members), self.examples),
-                    languages=dict(Counter(languages[i] or "unknown" for i in members).most_common())
-                    if self.detect_languages
-                    else {},
-                    proposal=proposals[cluster] if proposals else None,
-                    members=members,
-                )
-            )
+        clusters = self._describe(texts, labels, similarity, languages, keywords, proposals)
         unassigned = np.flatnonzero(labels == UNASSIGNED)
         unassigned_share = round(len(unassigned) / max(len(texts), 1), 4)
         rng = np.random.default_rng(self.seed)
@@ -293,6 +274,37 @@ class ReasonDiscoverer:
         if isinstance(self.taxonomy, Taxonomy):
             return "<taxonomy>"
         return str(Path(self.taxonomy) if self.taxonomy else default_taxonomy_path())
+
+    def _describe(
+        self,
+        texts: list[str],
+        labels: np.ndarray,
+        similarity: np.ndarray,
+        languages: list[str],
+        keywords: dict[int, list[str]],
+        proposals: list[Proposal],
+    ) -> list[DiscoveredCluster]:
+        clusters = []
+        for cluster in range(self.clusterer_.n_clusters_):
+            in_order = np.flatnonzero(labels == cluster)
+            members = in_order[np.argsort(-similarity[in_order], kind="stable")]
+            words = list(keywords.get(cluster, []))
+            clusters.append(
+                DiscoveredCluster(
+                    id=cluster,
+                    name=" / ".join(words[:3]) or f"cluster {cluster}",
+                    size=len(members),
+                    share=round(len(members) / max(len(texts), 1), 4),
+                    keywords=words,
+                    examples=distinct_examples((texts[i] for i in members), self.examples),
+                    languages=dict(Counter(languages[i] or "unknown" for i in in_order).most_common())
+                    if self.detect_languages
+                    else {},
+                    proposal=proposals[cluster] if proposals else None,
+                    members=members,
+                )
+            )
+        return clusters
 
     def _taxonomy(self) -> Taxonomy:
         return self.taxonomy if isinstance(self.taxonomy, Taxonomy) else Taxonomy.load(self.taxonomy_path)
