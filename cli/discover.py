@@ -67,11 +67,12 @@ def discover(
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
     from reason_classifier.discovery import ReasonDiscoverer
     from reason_classifier.discovery import discover as run_discovery
+    from reason_classifier.discovery.encoding import DEFAULT_ENCODER
     from reason_classifier.survey_files import detect_format, open_reader
 
     try:
         discoverer = ReasonDiscoverer(
-            **({"encoder": encoder} if encoder else {}),
+            encoder or DEFAULT_ENCODER,
             taxonomy=taxonomy,
             min_cluster_size=min_cluster_size,
             max_sample=max_sample,
