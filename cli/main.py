@@ -15,6 +15,7 @@ from reason_classifier.taxonomy import CATEGORIES
 
 from .common import console, fail, guess_text_column, output, progress_bar
 from .discover import discover, label
+from .retention import retention
 from .trends import trends
 
 app = typer.Typer(
@@ -298,6 +299,7 @@ def serve(
 app.command()(discover)
 app.command()(label)
 app.command()(trends)
+app.command()(retention)
 
 
 if __name__ == "__main__":
