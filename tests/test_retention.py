@@ -267,3 +267,18 @@ def test_report_renders_in_chromium_with_the_funnel_and_no_network(exports, tmp_
     assert page.console_errors == [] and page.page_errors == [] and page.network_requests == []
     assert page.counts["charts"] == 3 and page.counts["funnel steps"] == 5 and page.counts["bars"] >= 1
     assert page.counts["experiments"] == 1 and page.counts["segments"] == 1
+
+
+def test_the_trends_report_links_to_the_retention_report_of_the_same_answers_and_back(exports, tmp_path):
+    from reason_classifier.trends import TrendOptions, compute_trends, write_trends
+
+    answers, outcomes = exports
+    out = tmp_path / "reports"
+    write_retention(compute_retention(open_sources(answers, outcomes)), out / "retention")
+    write_trends(compute_trends(answers, TrendOptions(examples=0)), out)
+    assert "href='retention/report.html'" in (out / "report.html").read_text(encoding="utf-8")
+    write_retention(compute_retention(open_sources(answers, outcomes)), out / "retention")
+    assert "href='../report.html'" in (out / "retention" / "report.html").read_text(encoding="utf-8")
+    alone = tmp_path / "alone"
+    write_trends(compute_trends(answers, TrendOptions(examples=0)), alone)
+    assert "retention-link" not in (alone / "report.html").read_text(encoding="utf-8")

@@ -53,6 +53,10 @@ OUTCOME_DATE_COLUMNS = ("reported_at", "occurred_at", *DATE_COLUMNS)
 _FAR_FUTURE = "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
 
 
+class SpanTooLong(InputError):
+    """since/until (or the data) span more periods than a report lists: about the options, not the data."""
+
+
 def _in(values: tuple[OutcomeKind, ...]) -> str:
     return ", ".join(quote_literal(v.value) for v in values)
 
@@ -414,7 +418,7 @@ def _periods(options: RetentionOptions, summary: dict[str, Any]) -> list[date]:
     if first is None or last is None:
         return []
     if (count := options.period.count_between(first, last)) > 520:
-        raise InputError(f"{first} to {last} is {count:,} {options.period.value}s; narrow since/until")
+        raise SpanTooLong(f"{first} to {last} is {count:,} {options.period.value}s; narrow since/until")
     return options.period.starts_between(first, last)
 
 

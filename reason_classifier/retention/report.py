@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..atomic import write_bytes_atomically
 from ..taxonomy import CATEGORIES
-from ..trends.report import _STYLE, CATEGORY_COLOURS
+from ..trends.report import _STYLE, CATEGORY_COLOURS, RETENTION_FOLDER
 from .aggregate import ALL
 from .models import ComparisonOut, ExperimentResult, RetentionDocument, RetentionRow
 
@@ -28,7 +28,8 @@ def write_retention(document: RetentionDocument, output_dir: str | Path) -> dict
     paths = {"csv": folder / "retention.csv", "json": folder / "retention.json", "html": folder / "report.html"}
     write_bytes_atomically(paths["csv"], retention_csv(document).encode("utf-8"))
     write_bytes_atomically(paths["json"], document.model_dump_json(indent=1).encode("utf-8"))
-    write_bytes_atomically(paths["html"], render_html(document).encode("utf-8"))
+    trends = "../report.html" if folder.name == RETENTION_FOLDER and (folder.parent / "report.html").is_file() else None
+    write_bytes_atomically(paths["html"], render_html(document, trends).encode("utf-8"))
     return paths
 
 
@@ -42,7 +43,8 @@ def retention_csv(document: RetentionDocument) -> str:
     return buffer.getvalue()
 
 
-def render_html(document: RetentionDocument) -> str:
+def render_html(document: RetentionDocument, trends_report: str | None = None) -> str:
+    """The page; `trends_report` links to the trends report of the same answers, if there is one."""
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
 
@@ -115,7 +117,7 @@ def render_html(document: RetentionDocument) -> str:
         for name, figure in figures
     }
     body = [
-        _header(document),
+        _header(document, trends_report),
         _section("The save funnel", charts["funnel"] + _funnel_table(document)),
         _section("Saved revenue", charts["saved"] + _period_table(periods, document)),
         _section("Accept and save rates", charts["rates"]),
@@ -133,7 +135,7 @@ def render_html(document: RetentionDocument) -> str:
     )
 
 
-def _header(document: RetentionDocument) -> str:
+def _header(document: RetentionDocument, trends_report: str | None = None) -> str:
     s = document.summary
     span = f"{document.periods[0]} to {document.periods[-1]}" if document.periods else "no periods"
     facts = [
@@ -151,7 +153,13 @@ def _header(document: RetentionDocument) -> str:
     items = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in document.notes)
     return (
-        f"<header><h1>Retention: saved revenue and offer performance</h1><p class=hint>generated {generated}. "
+        f"<header><h1>Retention: saved revenue and offer performance</h1><p class=hint>generated {generated}"
+        + (
+            f" · <a class=trends-link href='{html.escape(trends_report)}'>trends: why customers leave</a>"
+            if trends_report
+            else ""
+        )
+        + ". "
         "A deflection is a customer who accepted an offer, paused or downgraded, and did not cancel in a later "
         "cancel flow; saved MRR is the MRR they kept.</p>"
         f"<dl class=facts>{items}</dl>" + (f"<ul class=notes>{notes}</ul>" if notes else "") + "</header>"
