@@ -24,58 +24,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from reason_classifier.answer_store_schema import classified_answers, create_tables
 from reason_classifier.database import database_url
+from reason_classifier.webhooks.outbox import insert_alerts
 
 from .spool import REJECTED, Segment, Spool, SpoolError, decode
 from .text import clean
 
 log = logging.getLogger("service.store")
-
-metadata = MetaData()
-
-classified_answers = Table(
-    "classified_answers",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("request_id", String(64), nullable=False, index=True),
-    Column("item", Integer, nullable=False, default=0),
-    Column("text", Text, nullable=False),
-    Column("customer_id", String(200)),
-    Column("plan", String(100)),
-    Column("mrr", Float),
-    Column("language_given", String(35)),
-    Column("metadata", JSON),
-    Column("category", String(32), nullable=False, index=True),
-    Column("sub_reason", String(64)),
-    Column("confidence", Float),
-    Column("sub_reason_confidence", Float),
-    Column("scores", JSON),
-    Column("abstained", Boolean, nullable=False),
-    Column("language", String(35)),
-    Column("offer_id", String(64)),
-    Column("alert_team", String(64)),
-    Column("model_version", String(128), nullable=False),
-)
 
 _BATCH_ROWS = 500
 _RETRY_FIRST_SECONDS = 0.05
@@ -145,6 +105,8 @@ class AnswerStore:
         self.spool = Spool(spool or default_spool(store))
         self.retry_max_seconds = retry_max_seconds
         self._on_rejected = on_rejected or (lambda rows: None)
+        self.on_alerts: Callable[[], None] = lambda: None
+        """Called after alerts were written to the outbox (with their answers): the dispatcher's wake-up."""
         self.up: bool | None = None
         self.problem: str | None = None
         self.written_rows = 0
@@ -337,16 +299,26 @@ class AnswerStore:
 
     def _create_table(self) -> None:
         with self._schema_lock:  # the writer and a readiness check may both try; SQLite would refuse the second
-            metadata.create_all(self.engine)
+            create_tables(self.engine)
 
     def _insert(self, rows: list[dict[str, Any]], dedupe: bool) -> None:
+        """The answers and their alerts (a row's `alerts`) in one transaction: an alert is in the outbox
+        exactly when its answer is stored."""
         if not rows:
             return
+        alerts: list[dict[str, Any]] = []
         with self.engine.begin() as connection:
             if dedupe:
                 rows = _not_stored_yet(connection, rows)
             if rows:
-                connection.execute(classified_answers.insert(), rows)
+                connection.execute(
+                    classified_answers.insert(), [{k: v for k, v in row.items() if k != "alerts"} for row in rows]
+                )
+                alerts = [alert for row in rows for alert in row.get("alerts") or ()]
+                if alerts:
+                    insert_alerts(connection, alerts)
+        if alerts:
+            self.on_alerts()
 
     def _writable(self) -> bool:
         try:

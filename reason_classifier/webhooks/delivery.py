@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .destinations import WebhookDestination
 from .payload import Alert, render_body
@@ -47,6 +47,15 @@ class RetryPolicy(BaseModel):
     first_delay_seconds: float = Field(default=1.0, gt=0)
     max_delay_seconds: float = Field(default=600.0, gt=0)
     give_up_after_seconds: float = Field(default=86_400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _delays_in_order(self) -> RetryPolicy:
+        if self.first_delay_seconds > self.max_delay_seconds:
+            raise ValueError(
+                f"first_delay_seconds ({self.first_delay_seconds}) must not be over max_delay_seconds "
+                f"({self.max_delay_seconds})"
+            )
+        return self
 
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after the `failures`-th failure in a row (1 for the first)."""
