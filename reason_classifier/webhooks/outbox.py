@@ -140,13 +140,13 @@ class Outbox:
         """Alerts by state: `pending` (not tried yet), `retrying` (tried and failed), `delivered`, `dead`."""
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(alert_outbox.c.status, alert_outbox.c.attempts > 0, func.count()).group_by(
-                    alert_outbox.c.status, alert_outbox.c.attempts > 0
+                select(alert_outbox.c.status, alert_outbox.c.attempts, func.count()).group_by(
+                    alert_outbox.c.status, alert_outbox.c.attempts
                 )
             ).all()
         counts = {"pending": 0, "retrying": 0, DELIVERED: 0, DEAD: 0}
-        for status, tried, count in rows:
-            key = ("retrying" if tried else "pending") if status == PENDING else status
+        for status, attempts, count in rows:
+            key = ("retrying" if attempts else "pending") if status == PENDING else status
             counts[key] = counts.get(key, 0) + count
         return counts
 
