@@ -93,17 +93,20 @@ alert_outbox = Table(
 `retry_from` where the retry horizon starts (the alert's time, or its replay's)."""
 
 
-def create_tables(engine: Any) -> None:
+def create_tables(bind: Any) -> None:
     """Create the tables a store needs, and add the columns a store made by an older version lacks (all
-    nullable, so its rows stay as they were)."""
-    metadata.create_all(engine)
-    inspector = inspect(engine)
+    nullable, so its rows stay as they were). `bind`: an engine, or a connection inside a transaction."""
+    from sqlalchemy.engine import Engine
+
+    if isinstance(bind, Engine):
+        with bind.begin() as connection:
+            create_tables(connection)
+        return
+    metadata.create_all(bind)
+    inspector = inspect(bind)
     for table in metadata.sorted_tables:
         present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing = [column for column in table.columns if column.name not in present]
-        if not missing:
-            continue
-        with engine.begin() as connection:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=bind.dialect)
+                bind.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))

@@ -107,7 +107,9 @@ def build_router(state: ServiceState) -> APIRouter:
         """Classify one answer: the reason, the save offer to show, and the team to alert."""
         _check_text(request.text, "text", state.max_chars)
         [prediction] = await _predict(state, [request])
-        return json_response(_respond(state, request, prediction, 0))
+        response = _respond(state, request, prediction, 0)
+        await _store(state, [request], [response])
+        return json_response(response)
 
     @v1.post(
         "/classify/batch",
@@ -120,11 +122,8 @@ def build_router(state: ServiceState) -> APIRouter:
         for i, item in enumerate(batch.items):
             _check_text(item.text, f"items.{i}.text", state.max_chars)
         predictions = await _predict(state, batch.items)
-        items = [
-            _respond(state, item, p, i, store=False)
-            for i, (item, p) in enumerate(zip(batch.items, predictions, strict=True))
-        ]
-        _store(state, batch.items, items)
+        items = [_respond(state, item, p, i) for i, (item, p) in enumerate(zip(batch.items, predictions, strict=True))]
+        await _store(state, batch.items, items)
         return json_response({"items": items, "model_version": state.model_version, "request_id": request_id_var.get()})
 
     @v1.get("/taxonomy", response_model=TaxonomyResponse, dependencies=[Depends(require_ready)], tags=["taxonomy"])
@@ -238,9 +237,7 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
     return predictions
 
 
-def _respond(
-    state: ServiceState, request: ClassifyRequest, prediction: Prediction, item: int, store: bool = True
-) -> dict[str, Any]:
+def _respond(state: ServiceState, request: ClassifyRequest, prediction: Prediction, item: int) -> dict[str, Any]:
     assert state.classifier is not None and state.offer_book is not None
     language = request.language or prediction.language
     decision = state.offer_book.decide(
@@ -287,13 +284,12 @@ def _respond(
         "model_version": state.model_version,
         "request_id": request_id_var.get(),
     }
-    if store:
-        _store(state, [request], [response])
     return response
 
 
-def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> None:
-    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row."""
+async def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> None:
+    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row.
+    With `store_acknowledge = committed`, wait until they are in the database."""
     if state.store is None:
         return
     created = now()
@@ -303,11 +299,26 @@ def _store(state: ServiceState, requests: list[ClassifyRequest], responses: list
         if alert is not None:
             row["alerts"] = [alert]
     try:
-        state.store.add(rows)
+        ticket = state.store.add(rows)
     except StoreUnavailable as error:
         state.metrics.store_refused.inc()
         log.error("request %s: %s", request_id_var.get(), error)
         raise ApiError(503, "store_unavailable", "the answer could not be stored; retry later") from None
+    settings = state.settings
+    if settings.store_acknowledge == "committed" and not await state.store.wait_stored(
+        ticket, settings.store_acknowledge_timeout_seconds
+    ):
+        state.metrics.store_refused.inc()
+        log.error(
+            "request %s: not in the database after %.1f s; it stays in the spool",
+            request_id_var.get(),
+            settings.store_acknowledge_timeout_seconds,
+        )
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the answer is not stored yet; retry later with the same X-Request-ID (it will not be stored twice)",
+        )
 
 
 def _rows(created: Any, requests: list[ClassifyRequest], responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
