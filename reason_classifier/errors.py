@@ -23,3 +23,7 @@ class InputError(ReasonClassifierError):
 
 class EncoderError(ReasonClassifierError):
     """An encoder cannot be found or loaded from the given name or path."""
+
+
+class OutputError(ReasonClassifierError):
+    """An output cannot be written (folder not writable, disk full); nothing is left under the output's name."""
