@@ -15,6 +15,7 @@ from reason_classifier.taxonomy import CATEGORIES
 
 from .common import answer_column, console, fail, output, progress_bar
 from .discover import discover, label
+from .retention import retention
 from .trends import trends
 
 if TYPE_CHECKING:
@@ -393,6 +394,7 @@ def serve(
 app.command()(discover)
 app.command()(label)
 app.command()(trends)
+app.command()(retention)
 
 
 if __name__ == "__main__":

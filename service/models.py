@@ -75,7 +75,11 @@ class BatchRequest(BaseModel):
 class OfferOut(BaseModel):
     id: str
     kind: OfferKind
-    message: str
+    message: str = Field(description="In the answer's language where the offer has one, else the default language.")
+    experiment: str | None = Field(default=None, description="The A/B experiment that chose this offer, if any.")
+    variant: str | None = Field(
+        default=None, description="The customer's variant of `experiment` (the same each time for a customer)."
+    )
 
 
 class AlertOut(BaseModel):

@@ -13,7 +13,9 @@ from fastapi.security import APIKeyHeader
 
 from reason_classifier.answers import check_answer
 from reason_classifier.classifier import Prediction
+from reason_classifier.webhooks import Alert, OfferRef, alert_id
 
+from .alerts import alerts_router
 from .body import OffLoopJsonRoute, item_count
 from .errors import ApiError, request_id_var
 from .models import (
@@ -25,8 +27,10 @@ from .models import (
     Status,
     TaxonomyResponse,
 )
+from .outcomes import outcomes_router
 from .predictor import ItemFailed, PredictTimeout
 from .responses import json_response
+from .retention import retention_router
 from .store import StoreUnavailable, now
 from .text import unencodable_at
 from .trends import trends_router
@@ -174,6 +178,9 @@ def build_router(state: ServiceState) -> APIRouter:
         return Response(state.metrics.render(), media_type=state.metrics.content_type)
 
     v1.include_router(trends_router(state))
+    v1.include_router(retention_router(state))
+    v1.include_router(outcomes_router(state, require_ready))
+    v1.include_router(alerts_router(state))
     router.include_router(v1)
     return router
 
@@ -232,8 +239,15 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
 
 def _respond(state: ServiceState, request: ClassifyRequest, prediction: Prediction, item: int) -> dict[str, Any]:
     assert state.classifier is not None and state.offer_book is not None
+    language = request.language or prediction.language
     decision = state.offer_book.decide(
-        prediction.category, prediction.sub_reason, prediction.abstained, request.plan, request.mrr
+        prediction.category,
+        prediction.sub_reason,
+        prediction.abstained,
+        request.plan,
+        request.mrr,
+        customer_id=request.customer_id,
+        language=language,
     )
     state.metrics.predictions.labels(prediction.category).inc()
     actionability = None
@@ -257,8 +271,14 @@ def _respond(state: ServiceState, request: ClassifyRequest, prediction: Predicti
         "sub_reason_confidence": prediction.sub_reason_confidence,
         "scores": prediction.scores,
         "abstained": prediction.abstained,
-        "language": request.language or prediction.language,
-        "offer": {"id": decision.offer_id, "kind": decision.offer.kind.value, "message": decision.offer.message},
+        "language": language,
+        "offer": {
+            "id": decision.offer_id,
+            "kind": decision.offer.kind.value,
+            "message": decision.message,
+            "experiment": decision.experiment,
+            "variant": decision.variant,
+        },
         "alert": alert,
         "actionability": actionability,
         "model_version": state.model_version,
@@ -273,8 +293,13 @@ async def _store(state: ServiceState, requests: list[ClassifyRequest], responses
     if state.store is None:
         return
     created = now()
+    rows = _rows(created, requests, responses)
+    for row, request, response in zip(rows, requests, responses, strict=True):
+        alert = _alert(state, request, response, row["item"], created)
+        if alert is not None:
+            row["alerts"] = [alert]
     try:
-        ticket = state.store.add(_rows(created, requests, responses))
+        ticket = state.store.add(rows)
     except StoreUnavailable as error:
         state.metrics.store_refused.inc()
         log.error("request %s: %s", request_id_var.get(), error)
@@ -316,8 +341,40 @@ def _rows(created: Any, requests: list[ClassifyRequest], responses: list[dict[st
             "abstained": response["abstained"],
             "language": response["language"],
             "offer_id": response["offer"]["id"],
+            "offer_kind": response["offer"]["kind"],
+            "experiment": response["offer"]["experiment"],
+            "variant": response["offer"]["variant"],
             "alert_team": response["alert"]["team"] if response["alert"] else None,
             "model_version": response["model_version"],
         }
         for i, (request, response) in enumerate(zip(requests, responses, strict=True))
     ]
+
+
+def _alert(
+    state: ServiceState, request: ClassifyRequest, response: dict[str, Any], item: int, created: Any
+) -> dict[str, Any] | None:
+    """The webhook alert of one answer, as JSON for the store's outbox, when its team has a webhook."""
+    team = response["alert"]["team"] if response["alert"] else None
+    destination = state.settings.webhooks.get(team) if team else None
+    if team is None or destination is None:
+        return None
+    alert = Alert(
+        id=alert_id(response["request_id"], item, team),
+        created_at=created,
+        team=team,
+        request_id=response["request_id"],
+        item=item,
+        customer_id=request.customer_id,
+        plan=request.plan,
+        mrr=request.mrr,
+        category=response["category"],
+        sub_reason=response["sub_reason"],
+        confidence=response["confidence"],
+        language=response["language"],
+        offer=OfferRef(id=response["offer"]["id"], kind=response["offer"]["kind"]),
+        experiment=response["offer"]["experiment"],
+        variant=response["offer"]["variant"],
+        text=request.text if destination.include_text else None,
+    )
+    return alert.model_dump(mode="json")

@@ -252,7 +252,8 @@ class ExcelSource(ChunkedSource):
 
 
 class StoreSource(ChunkedSource):
-    """The classify service's `classified_answers` table, in SQLite (a file path) or PostgreSQL (a URL).
+    """The classify service's `classified_answers` table (or another of its tables: `table`), in SQLite
+    (a file path) or PostgreSQL (a URL).
 
     Segments may also be keys of the stored `metadata`, named `metadata.KEY`. The database extracts
     them; when it cannot (a lone surrogate such as `\\ud800` stored by an older version: SQLite's
@@ -263,10 +264,11 @@ class StoreSource(ChunkedSource):
     store = True
     _tolerant = False
 
-    def __init__(self, store: str) -> None:
+    def __init__(self, store: str, table: str = STORE_TABLE) -> None:
         from sqlalchemy import create_engine, inspect
 
         url = database_url(store)
+        self.table = table
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
             from sqlalchemy.engine import make_url
@@ -277,9 +279,9 @@ class StoreSource(ChunkedSource):
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
-            if not inspector.has_table(STORE_TABLE):
-                raise InputError(f"{self.description}: no table {STORE_TABLE!r}; is this the classify service's store?")
-            self._columns = [c["name"] for c in inspector.get_columns(STORE_TABLE)]
+            if not inspector.has_table(table):
+                raise InputError(f"{self.description}: no table {table!r}; is this the classify service's store?")
+            self._columns = [c["name"] for c in inspector.get_columns(table)]
         except InputError:
             raise
         except Exception as error:
@@ -406,7 +408,7 @@ class StoreSource(ChunkedSource):
     def _chunks(self, columns: list[str], window: tuple[datetime, datetime] | None = None) -> Iterator[pd.DataFrame]:
         from sqlalchemy import MetaData, Table, Text, cast, select
 
-        stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
+        stored = Table(self.table, MetaData(), autoload_with=self.engine)
         selected, kinds = [stored.c["id"].label(ROW)], {}
         if self._tolerant:
             selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))

@@ -1,0 +1,124 @@
+"""`GET /v1/retention`: saved revenue and offer performance of the stored answers and their outcomes, the
+same numbers as `reason-classifier retention`.
+
+A thin layer over `reason_classifier.retention.compute_retention` on the service's store. Numbers
+only: segments come from the same allow-list as `/v1/trends` (never a customer id), and an error
+never quotes a stored value. Like the trends, one computation runs at a time and an answer is
+reused for `trends_cache_seconds`: the same process answers the cancel flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import date
+from typing import TYPE_CHECKING, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from reason_classifier.errors import ReasonClassifierError
+
+from .errors import ApiError
+from .trends import _check_segment
+
+if TYPE_CHECKING:
+    from reason_classifier.retention.options import RetentionOptions
+
+    from .app import ServiceState
+
+log = logging.getLogger("service.retention")
+
+
+class _NothingStored(Exception):
+    """The store's SQLite file does not exist yet."""
+
+
+def _compute(url: str, options: RetentionOptions) -> bytes:
+    from reason_classifier.retention.aggregate import compute_retention, open_sources  # pandas, DuckDB
+
+    try:
+        sources = open_sources(url)
+    except ReasonClassifierError as error:
+        if "no such file" in str(error):
+            raise _NothingStored from None
+        raise
+    try:
+        document = compute_retention(sources, options).model_dump(mode="json")
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    finally:
+        sources.close()
+
+
+def retention_router(state: ServiceState) -> APIRouter:
+    from reason_classifier.retention.models import RetentionDocument
+
+    router = APIRouter(tags=["retention"])
+    one_at_a_time = asyncio.Lock()
+    answers: dict[str, tuple[float, bytes]] = {}
+
+    @router.get(
+        "/retention",
+        response_model=RetentionDocument,
+        responses={404: {"description": "The service has no store configured, or nothing was stored yet."}},
+    )
+    async def retention(
+        period: Literal["week", "month", "quarter"] = "month",
+        by: list[str] = Query(
+            default=[], description="Segment, repeatable: by=plan&by=language; `metadata.KEY`; `mrr:50,200`."
+        ),
+        since: date | None = Query(default=None, description="First day of answers reported (inclusive)."),
+        until: date | None = Query(default=None, description="Last day of answers reported (inclusive)."),
+        horizon_months: float = Query(default=12.0, gt=0, le=120, description="Saved revenue = saved MRR × months."),
+        timezone: str = Query(default="UTC", description="IANA time zone the periods are cut in."),
+    ) -> Response:
+        """Answers, offers shown, accept rates (Wilson intervals), deflections, saved MRR and revenue per period,
+        reason, offer, variant and segment; the save funnel; each experiment's variants against its control."""
+        from reason_classifier.database import database_url
+        from reason_classifier.retention.aggregate import SpanTooLong
+        from reason_classifier.retention.options import RetentionOptions
+        from reason_classifier.trends.options import Segment
+        from reason_classifier.trends.periods import Period
+
+        settings = state.settings
+        if not settings.store:
+            raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty): no retention")
+        for segment in by:
+            _check_segment(segment, settings.trends_metadata_keys)
+        controls = {name: e.control_variant for name, e in state.offers_config.experiments.items()}
+        try:
+            options = RetentionOptions(
+                period=Period.parse(period),
+                by=tuple(Segment.parse(s) for s in by),
+                since=since,
+                until=until,
+                horizon_months=horizon_months,
+                controls=controls,
+                timezone=timezone,
+            )
+        except ReasonClassifierError as error:
+            raise ApiError(422, "invalid_request", str(error)) from None
+        query = repr(options.to_dict())
+        try:
+            async with one_at_a_time:
+                made, document = answers.get(query, (float("-inf"), b""))
+                if time.monotonic() - made >= settings.trends_cache_seconds:
+                    document = await asyncio.to_thread(_compute, database_url(settings.store), options)
+                    now = time.monotonic()
+                    for stale in [k for k, (at, _) in answers.items() if now - at >= settings.trends_cache_seconds]:
+                        del answers[stale]
+                    answers[query] = (now, document)
+        except _NothingStored:
+            raise ApiError(404, "no_store", "nothing has been stored yet") from None
+        except SpanTooLong as error:  # about the options: no stored value in it
+            raise ApiError(422, "invalid_request", str(error)) from None
+        except ReasonClassifierError as error:  # a stored value that cannot be read: never quoted
+            log.error("retention: the stored answers or outcomes cannot be read; details at debug level")
+            log.debug("retention: %s", error)
+            raise ApiError(
+                503, "store_error", "the stored answers cannot be read for retention now; the log has the details"
+            ) from None
+        return Response(document, media_type="application/json")
+
+    return router
