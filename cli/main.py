@@ -237,30 +237,16 @@ def train(
     ] = None,
 ) -> None:
     """Train a model folder from labelled answers, and measure it on answers it was not trained on."""
-    import yaml
-
-    from reason_classifier.taxonomy import Taxonomy
     from reason_classifier.training.config import TrainingConfig
-    from reason_classifier.training.corpus import default_taxonomy_path, read_labelled, split_heldout
-    from reason_classifier.training.train import train_evaluate_save
+    from reason_classifier.training.train import train_from_files
 
     try:
-        options = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
-        if base:
-            options["encoder"] = base
-        training_config = TrainingConfig.from_dict(options or {})
-        schema = Taxonomy.load(taxonomy or default_taxonomy_path())
-        labelled = read_labelled(data, schema)
-        if heldout:
-            test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
-        else:
-            labelled, test = split_heldout(labelled, seed=training_config.seed)
-            test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
+        training_config = TrainingConfig.load(config, encoder=base)
         with progress_bar("training") as on_progress:
-            classifier, metrics = train_evaluate_save(
-                labelled, test, test_name, schema, output_path, training_config, on_progress=on_progress
+            classifier, metrics = train_from_files(
+                data, output_path, training_config, taxonomy=taxonomy, heldout=heldout, on_progress=on_progress
             )
-    except (ReasonClassifierError, ValueError, OSError) as error:
+    except (ReasonClassifierError, OSError) as error:
         raise fail(str(error)) from None
     output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")
     for result in metrics.values():

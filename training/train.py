@@ -31,7 +31,7 @@ from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 
 from .calibration import category_probabilities, expected_calibration_error, fit_temperature
 from .config import TrainingConfig
-from .corpus import LabelledSet, taxonomy_examples
+from .corpus import LabelledSet, default_taxonomy_path, read_labelled, split_heldout, taxonomy_examples
 from .evaluate import evaluate
 from .finetune_use import TorchUSE, fine_tune
 from .model_card import model_card
@@ -305,6 +305,29 @@ def train_evaluate_save(
         card=model_card(name, classifier.encoder.name, classifier.abstain_below, summary, metrics),
     )
     return classifier, metrics
+
+
+def train_from_files(
+    data: Sequence[str | Path],
+    output: str | Path,
+    config: TrainingConfig | None = None,
+    *,
+    taxonomy: str | Path | None = None,
+    heldout: Sequence[str | Path] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[ReasonClassifier, dict]:
+    """Train a model folder from labelled CSV files (or folders of them) and measure it on answers it was not
+    trained on: the `heldout` files, or else 20% of `data` set aside before training (seeded by `config.seed`), so
+    that a model always comes with an honest score. `taxonomy` defaults to labels/taxonomy.yaml."""
+    config = config or TrainingConfig()
+    schema = Taxonomy.load(taxonomy or default_taxonomy_path())
+    labelled = read_labelled(data, schema)
+    if heldout:
+        test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
+    else:
+        labelled, test = split_heldout(labelled, seed=config.seed)
+        test_name = f"20% of {', '.join(map(str, data))} held out (seed {config.seed})"
+    return train_evaluate_save(labelled, test, test_name, schema, Path(output), config, on_progress=on_progress)
 
 
 def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
