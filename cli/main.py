@@ -340,7 +340,7 @@ def serve(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="YAML file of service settings (see the README's Service section)."),
+        typer.Option("--config", help="YAML file of service settings (see docs/service.md)."),
     ] = None,
 ) -> None:
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
