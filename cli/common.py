@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +15,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from reason_classifier.columns import guess_export_text_column
 from reason_classifier.progress import ProgressCallback, ProgressEvent
 from reason_classifier.survey_files import SurveyFormat
+
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column",
+        "-c",
+        help=(
+            "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+            "comment or text)."
+        ),
+    ),
+]
+"""The answer column of an export, for the commands that read one answer per row."""
+
 
 console = Console(stderr=True)
 output = Console()

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
-from .common import answer_column, fail, output, progress_bar
+from .common import TextColumnOption, answer_column, fail, output, progress_bar
 
 
 def discover(
@@ -20,17 +20,7 @@ def discover(
     output_dir: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")
     ],
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            "--text-column",
-            "-c",
-            help=(
-                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
-                "comment or text)."
-            ),
-        ),
-    ] = None,
+    text_column: TextColumnOption = None,
     encoder: Annotated[
         str | None,
         typer.Option(

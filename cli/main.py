@@ -13,7 +13,7 @@ from reason_classifier.config import Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
 
-from .common import answer_column, console, fail, output, progress_bar
+from .common import TextColumnOption, answer_column, console, fail, output, progress_bar
 from .discover import discover, label
 from .retention import retention
 from .trends import trends
@@ -46,17 +46,7 @@ def tag(
             "--engine ray a folder, one output per input file.",
         ),
     ] = None,
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            "--text-column",
-            "-c",
-            help=(
-                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
-                "comment or text)."
-            ),
-        ),
-    ] = None,
+    text_column: TextColumnOption = None,
     format: Annotated[
         str | None,
         typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),

@@ -6,15 +6,13 @@ escaped), so it opens from a mail attachment or a shared drive with no network.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import write_bytes_atomically
 from ..taxonomy import CATEGORIES
-from ..trends.report import _STYLE, CATEGORY_COLOURS, RETENTION_FOLDER
+from ..trends.report import _STYLE, CATEGORY_COLOURS, RETENTION_FOLDER, rows_csv
 from .aggregate import ALL
 from .models import ComparisonOut, ExperimentResult, RetentionDocument, RetentionRow
 
@@ -26,21 +24,11 @@ def write_retention(document: RetentionDocument, output_dir: str | Path) -> dict
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"csv": folder / "retention.csv", "json": folder / "retention.json", "html": folder / "report.html"}
-    write_bytes_atomically(paths["csv"], retention_csv(document).encode("utf-8"))
+    write_bytes_atomically(paths["csv"], rows_csv(document.rows, CSV_COLUMNS).encode("utf-8"))
     write_bytes_atomically(paths["json"], document.model_dump_json(indent=1).encode("utf-8"))
     trends = "../report.html" if folder.name == RETENTION_FOLDER and (folder.parent / "report.html").is_file() else None
     write_bytes_atomically(paths["html"], render_html(document, trends).encode("utf-8"))
     return paths
-
-
-def retention_csv(document: RetentionDocument) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in document.rows:
-        values = row.model_dump(mode="json")
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
-    return buffer.getvalue()
 
 
 def render_html(document: RetentionDocument, trends_report: str | None = None) -> str:

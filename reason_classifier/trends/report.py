@@ -9,8 +9,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from ..atomic import write_bytes_atomically
 from ..taxonomy import CATEGORIES
@@ -36,20 +39,21 @@ def write_trends(report: TrendReport, output_dir: str | Path) -> dict[str, Path]
     folder.mkdir(parents=True, exist_ok=True)
     document = report.document
     paths = {"csv": folder / "trends.csv", "json": folder / "trends.json", "html": folder / "report.html"}
-    write_bytes_atomically(paths["csv"], trends_csv(document).encode("utf-8"))
+    write_bytes_atomically(paths["csv"], rows_csv(document.rows, CSV_COLUMNS).encode("utf-8"))
     write_bytes_atomically(paths["json"], document.model_dump_json(indent=1).encode("utf-8"))
     retention = RETENTION_FOLDER + "/report.html" if (folder / RETENTION_FOLDER / "report.html").is_file() else None
     write_bytes_atomically(paths["html"], render_html(document, retention).encode("utf-8"))
     return paths
 
 
-def trends_csv(document: TrendsDocument) -> str:
+def rows_csv(rows: Iterable[BaseModel], columns: Sequence[str]) -> str:
+    """A report's rows as CSV, missing values as empty cells; shared by the trends and retention reports."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in document.rows:
+    writer.writerow(columns)
+    for row in rows:
         values = row.model_dump(mode="json")
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if values[c] is None else values[c] for c in columns])
     return buffer.getvalue()
 
 
