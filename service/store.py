@@ -24,58 +24,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    func,
-    select,
-)
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from reason_classifier.answer_store_schema import classified_answers, metadata
 from reason_classifier.database import database_url
 
 from .spool import REJECTED, Segment, Spool, SpoolError, decode
 from .text import clean
 
 log = logging.getLogger("service.store")
-
-metadata = MetaData()
-
-classified_answers = Table(
-    "classified_answers",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("request_id", String(64), nullable=False, index=True),
-    Column("item", Integer, nullable=False, default=0),
-    Column("text", Text, nullable=False),
-    Column("customer_id", String(200)),
-    Column("plan", String(100)),
-    Column("mrr", Float),
-    Column("language_given", String(35)),
-    Column("metadata", JSON),
-    Column("category", String(32), nullable=False, index=True),
-    Column("sub_reason", String(64)),
-    Column("confidence", Float),
-    Column("sub_reason_confidence", Float),
-    Column("scores", JSON),
-    Column("abstained", Boolean, nullable=False),
-    Column("language", String(35)),
-    Column("offer_id", String(64)),
-    Column("alert_team", String(64)),
-    Column("model_version", String(128), nullable=False),
-)
 
 _BATCH_ROWS = 500
 _RETRY_FIRST_SECONDS = 0.05
@@ -113,7 +72,7 @@ def default_spool(store: str) -> Path:
 
 
 class AnswerStore:
-    """Appends classified answers to `classified_answers` (created if needed), through the spool.
+    """Appends classified answers to the library's `classified_answers` table (created if needed), through the spool.
 
     `add()` appends to the spool and returns (or raises `StoreUnavailable`); one background thread
     writes the spool to the database in batches, retrying with backoff (up to `retry_max_seconds`

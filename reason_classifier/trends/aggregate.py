@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import LIKELY_TEXT_COLUMNS
-from ..errors import InputError
+from ..errors import InputError, SourceUnreadable
 from ..taxonomy import CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
 from .options import AUTO, Segment, TrendOptions
@@ -139,7 +139,7 @@ def compute_trends(
         except InputError:
             raise
         except Exception as error:  # DuckDB's reader: a malformed file
-            raise InputError(f"{src}: cannot read the rows: {_first_lines(error)}") from None
+            raise SourceUnreadable(f"{src}: cannot read the rows: {_first_lines(error)}") from None
         _check(con, src, columns, options)
         summary = _summary(con, options)
         first, last = _period_bounds(options, summary)

@@ -21,13 +21,10 @@ from typing import Any
 import pandas as pd
 
 from ..database import database_url
-from ..errors import InputError
+from ..errors import InputError, SourceNotFound, SourceUnreadable
 from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
 
 log = logging.getLogger(__name__)
-
-STORE_TABLE = "classified_answers"
-"""The service's table of classified answers (service/store.py)."""
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 LOAD_CHUNK_ROWS = 50_000
@@ -103,7 +100,7 @@ class DuckDBFileSource(TrendSource):
         super().__init__(str(path))
         self.path, self.format = path, fmt
         if not path.is_file():
-            raise InputError(f"{path}: no such file")
+            raise SourceNotFound(f"{path}: no such file")
         self._columns: list[str] | None = None
         self._types: dict[str, str] = {}
 
@@ -128,7 +125,9 @@ class DuckDBFileSource(TrendSource):
             try:
                 described = con.execute(f"DESCRIBE SELECT * FROM {self._reader_sql()}").fetchall()
             except Exception as error:
-                raise InputError(f"{self.path}: cannot read it as {self.format.value}: {_first_line(error)}") from None
+                raise SourceUnreadable(
+                    f"{self.path}: cannot read it as {self.format.value}: {_first_line(error)}"
+                ) from None
             self._types = {name: kind for name, kind, *_ in described if name != "file_row_number"}
             self._columns = list(self._types)
 
@@ -217,7 +216,8 @@ class ExcelSource(ChunkedSource):
 
 
 class StoreSource(ChunkedSource):
-    """The classify service's `classified_answers` table, in SQLite (a file path) or PostgreSQL (a URL).
+    """The classify service's `classified_answers` table (answer_store_schema.py), in SQLite (a file path) or
+    PostgreSQL (a URL). Its columns are those of the table that the database has (an older store may lack one).
 
     Segments may also be keys of the stored `metadata`, named `metadata.KEY`. The database extracts
     them; when it cannot (a lone surrogate such as `\\ud800` stored by an older version: SQLite's
@@ -231,6 +231,8 @@ class StoreSource(ChunkedSource):
     def __init__(self, store: str) -> None:
         from sqlalchemy import create_engine, inspect
 
+        from ..answer_store_schema import classified_answers
+
         url = database_url(store)
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
@@ -238,17 +240,20 @@ class StoreSource(ChunkedSource):
 
             database = make_url(url).database or ""
             if not Path(database).is_file():
-                raise InputError(f"{database}: no such file")
+                raise SourceNotFound(f"{database}: no such file")
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
-            if not inspector.has_table(STORE_TABLE):
-                raise InputError(f"{self.description}: no table {STORE_TABLE!r}; is this the classify service's store?")
-            self._columns = [c["name"] for c in inspector.get_columns(STORE_TABLE)]
+            if not inspector.has_table(classified_answers.name):
+                raise InputError(
+                    f"{self.description}: no table {classified_answers.name!r}; is this the classify service's store?"
+                )
+            present = {c["name"] for c in inspector.get_columns(classified_answers.name)}
         except InputError:
             raise
         except Exception as error:
-            raise InputError(f"{self.description}: cannot open the store: {_first_line(error)}") from None
+            raise SourceUnreadable(f"{self.description}: cannot open the store: {_first_line(error)}") from None
+        self._columns = [c.name for c in classified_answers.columns if c.name in present]
 
     @property
     def columns(self) -> list[str]:
@@ -260,38 +265,29 @@ class StoreSource(ChunkedSource):
         super().require(column, purpose)
 
     def relation(self, con: Any, columns: list[str]) -> str:
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
         try:
-            return super().relation(con, columns)
-        except DBAPIError as error:
-            if self._tolerant or not any(c.startswith("metadata.") for c in columns):
-                raise
-            log.warning(
-                "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
-                self.description,
-                type(error.orig).__name__,
-            )
-            self._tolerant = True
-            return super().relation(con, columns)
+            try:
+                return super().relation(con, columns)
+            except DBAPIError as error:
+                if self._tolerant or not any(c.startswith("metadata.") for c in columns):
+                    raise
+                log.warning(
+                    "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
+                    self.description,
+                    type(error.orig).__name__,
+                )
+                self._tolerant = True
+                return super().relation(con, columns)
+        except SQLAlchemyError as error:  # the database went away or refuses: its first line, no stored value
+            raise SourceUnreadable(f"{self.description}: cannot read the rows: {_first_line(error)}") from None
 
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import (
-            JSON,
-            DateTime,
-            Float,
-            Integer,
-            MetaData,
-            Numeric,
-            String,
-            Table,
-            Text,
-            cast,
-            select,
-            type_coerce,
-        )
+        from sqlalchemy import JSON, DateTime, Float, Integer, Numeric, String, Text, cast, select, type_coerce
 
-        stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
+        from ..answer_store_schema import classified_answers as stored
+
         selected, kinds = [stored.c["id"].label(ROW)], {}
         if self._tolerant:
             selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))
@@ -391,7 +387,7 @@ def open_source(source: str | Path | TrendSource, fmt: str | None = None, sheet:
     if fmt in (None, "sqlite") and (path.suffix.lower() in SQLITE_SUFFIXES or _is_sqlite(path)):
         return StoreSource(str(path))
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise SourceNotFound(f"{path}: no such file")
     survey_format = detect_format(path, fmt)
     if survey_format is SurveyFormat.EXCEL:
         return ExcelSource(path, sheet)

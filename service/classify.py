@@ -1,0 +1,168 @@
+"""`/v1/classify`, `/v1/classify/batch` and `/v1/taxonomy`: a thin translation of typed requests into
+`ReasonClassifier.predict`, the save offer and the alert, and back; each answer is stored before it is sent."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from reason_classifier.answers import check_answer
+from reason_classifier.classifier import Prediction
+
+from .body import OffLoopJsonRoute
+from .dependencies import BatchSizeChecked, ReadyState
+from .errors import ApiError, request_id_var
+from .models import (
+    Actionability,
+    AlertOut,
+    BatchRequest,
+    BatchResponse,
+    ClassifyRequest,
+    ClassifyResponse,
+    OfferOut,
+    TaxonomyResponse,
+    stored_row,
+)
+from .predictor import ItemFailed, PredictTimeout
+from .state import ServiceState
+from .store import StoreUnavailable, now
+from .text import unencodable_at
+
+log = logging.getLogger("service")
+
+router = APIRouter(prefix="/v1", route_class=OffLoopJsonRoute)
+
+
+@router.post("/classify", tags=["classify"])
+async def classify(request: ClassifyRequest, state: ReadyState) -> ClassifyResponse:
+    """Classify one answer: the reason, the save offer to show, and the team to alert."""
+    _check_text(request.text, "text", state.max_chars)
+    [prediction] = await _predict(state, [request])
+    answer = _answer(state, request, prediction)
+    _store(state, [request], [answer])
+    return answer
+
+
+@router.post("/classify/batch", tags=["classify"])
+async def classify_batch(batch: BatchRequest, state: ReadyState, _: BatchSizeChecked) -> BatchResponse:
+    """Classify up to `max_batch_items` answers; the answers come back in the order sent."""
+    for i, item in enumerate(batch.items):
+        _check_text(item.text, f"items.{i}.text", state.max_chars)
+    predictions = await _predict(state, batch.items)
+    answers = [_answer(state, item, p) for item, p in zip(batch.items, predictions, strict=True)]
+    _store(state, batch.items, answers)
+    assert state.classifier is not None
+    return BatchResponse(items=answers, model_version=state.classifier.version, request_id=request_id_var.get())
+
+
+@router.get("/taxonomy", tags=["taxonomy"])
+async def taxonomy(state: ReadyState) -> TaxonomyResponse:
+    """The categories and sub-reasons the model predicts, with owner team and actionability."""
+    assert state.classifier is not None
+    data = state.classifier.taxonomy.model_dump(
+        exclude={"categories": {"__all__": {"sub_reasons": {"__all__": {"examples"}}}}}
+    )
+    return TaxonomyResponse.model_validate({**data, "model_version": state.classifier.version})
+
+
+def _check_text(text: str, field: str, max_chars: int) -> None:
+    if not text.isascii() and (position := unencodable_at(text)) is not None:
+        raise ApiError(
+            422,
+            "invalid_text",
+            f"{field}: not valid Unicode (a lone surrogate at character {position}); send the answer as UTF-8 text",
+            field,
+        )
+    problem = check_answer(text, max_chars)
+    if problem is None:
+        return
+    if len(text) > max_chars:
+        raise ApiError(422, "text_too_long", f"{field}: {problem}", field, max_chars)
+    raise ApiError(422, "empty_text", f"{field}: {problem}", field)
+
+
+async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Prediction]:
+    request_id = request_id_var.get()
+    if log.isEnabledFor(logging.DEBUG):
+        for item in items:
+            log.debug("request %s text %r", request_id, item.text)
+    try:
+        predictions = await state.predictor.predict(
+            [item.text for item in items], state.settings.predict_timeout_seconds
+        )
+    except PredictTimeout as error:
+        state.metrics.model_errors.labels("timeout").inc()
+        log.error("request %s: %s (%d answer(s))", request_id, error, len(items))
+        raise ApiError(503, "timeout", f"{error}; go on without a classification and retry later") from None
+    except ItemFailed as failed:
+        state.metrics.model_errors.labels("error").inc()
+        field = "text" if len(items) == 1 else f"items.{failed.index}.text"
+        log.error(
+            "request %s: the model failed on %s: %s: %s",
+            request_id,
+            field,
+            type(failed.error).__name__,
+            failed.error,
+            exc_info=failed.error,
+        )
+        raise ApiError(503, "model_error", f"the model could not classify {field}; go on without it", field) from None
+    except Exception as error:
+        state.metrics.model_errors.labels("error").inc()
+        log.error("request %s: the model failed: %s: %s", request_id, type(error).__name__, error, exc_info=True)
+        raise ApiError(503, "model_error", "the model could not classify this answer; go on without it") from None
+    for i, prediction in enumerate(predictions):
+        if prediction.error is not None:  # the model refused an answer we accepted (e.g. another max_chars)
+            field = "text" if len(items) == 1 else f"items.{i}.text"
+            raise ApiError(422, "invalid_text", f"{field}: {prediction.error}", field)
+    return predictions
+
+
+def _answer(state: ServiceState, request: ClassifyRequest, prediction: Prediction) -> ClassifyResponse:
+    """The answer to one item: the prediction, the offer and alert the offers file decides, the actionability."""
+    assert state.classifier is not None and state.offer_book is not None
+    decision = state.offer_book.decide(
+        prediction.category, prediction.sub_reason, prediction.abstained, request.plan, request.mrr
+    )
+    state.metrics.predictions.labels(prediction.category).inc()
+    actionability = None
+    if prediction.sub_reason is not None:
+        sub_reason = state.classifier.taxonomy.sub_reason(prediction.sub_reason)
+        actionability = Actionability(voluntary=sub_reason.voluntary, influenceable=sub_reason.influenceable)
+    alert = None
+    if decision.alert_team is not None:
+        alert = AlertOut(
+            team=decision.alert_team,
+            category=prediction.category,
+            sub_reason=prediction.sub_reason,
+            customer_id=request.customer_id,
+            plan=request.plan,
+            mrr=request.mrr,
+        )
+    return ClassifyResponse(
+        category=prediction.category,
+        sub_reason=prediction.sub_reason,
+        confidence=prediction.confidence,
+        sub_reason_confidence=prediction.sub_reason_confidence,
+        scores=prediction.scores,
+        abstained=prediction.abstained,
+        language=request.language or prediction.language,
+        offer=OfferOut(id=decision.offer_id, kind=decision.offer.kind, message=decision.offer.message),
+        alert=alert,
+        actionability=actionability,
+        model_version=state.classifier.version,
+        request_id=request_id_var.get(),
+    )
+
+
+def _store(state: ServiceState, requests: list[ClassifyRequest], answers: list[ClassifyResponse]) -> None:
+    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row."""
+    if state.store is None:
+        return
+    created = now()
+    try:
+        state.store.add([stored_row(r, a, i, created) for i, (r, a) in enumerate(zip(requests, answers, strict=True))])
+    except StoreUnavailable as error:
+        state.metrics.store_refused.inc()
+        log.error("request %s: %s", request_id_var.get(), error)
+        raise ApiError(503, "store_unavailable", "the answer could not be stored; retry later") from None
