@@ -9,7 +9,7 @@ Data, in the order the table shows it:
      is absent is skipped with a message): laptop-review complaints (`absa_laptops_dev.csv`, en, research
      licence), airline complaint tweets (`airline_tweets_reasons.csv`, en, non-commercial) and restaurant
      complaints (`real_reviews_dev.csv`, split by its `lang` column into es, ru, tr and cs). All were
-     consulted while developing (README): they are dev sets, not a test.
+     consulted while developing (docs/model.md): they are dev sets, not a test.
   2. "real mean (6)": the mean of the real sets' macro-F1 (the count says how many were present).
   3. The project's held-out split (`labels/heldout`, written by us), overall and per language, and its
      answers that have diacritics typed without them (as customers on phones and foreign keyboards do).

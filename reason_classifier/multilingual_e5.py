@@ -365,7 +365,7 @@ class E5Model:
         bfloat16: bool | None = None,
     ) -> None:
         # torch's OpenMP threads spin after each operation and starve the fast encoder's BLAS threads beside them:
-        # sleeping instead halved one answer's latency (p50 74 -> 38 ms) here. Takes effect where torch loads first.
+        # sleeping instead makes answers much faster (docs/model.md). Takes effect where torch loads first.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import torch
         from safetensors.torch import load_file

@@ -31,7 +31,7 @@ class SettingsError(ConfigError):
 
 
 class ServiceSettings(BaseSettings):
-    """Typed settings of the service; the README's *Service* section lists them with their defaults.
+    """Typed settings of the service; docs/service.md (Settings) lists them with their defaults.
 
     model: model folder (None = the library setting, else the shipped default model);
     threads / max_chars / detect_language: as the library's settings (None = the library's value);

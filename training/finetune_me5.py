@@ -105,7 +105,7 @@ def fine_tune_me5(
     started, recent = time.monotonic(), []
     model.train()
     for step, rows in enumerate(batches, 1):
-        # bfloat16 matrix products where the CPU has them natively (measured about 3x faster here); weights and
+        # bfloat16 matrix products where the CPU has them natively (far faster than float32, docs/model.md); weights and
         # optimiser stay float32
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             loss = loss_function(model([ids[i] for i in rows]), targets[rows])

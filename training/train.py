@@ -238,7 +238,7 @@ def train_with_out_of_fold(
             )
 
         # The encoder is fine-tuned on the answers as written: fine-tuned on the copies as well, it clustered
-        # held-out writing rounds 5 points less purely by sub-reason, and discovery reads this encoder.
+        # held-out writing rounds less purely by sub-reason (docs/model-history.md), and discovery reads this encoder.
         def embed(rows: np.ndarray) -> np.ndarray:
             return features(embed_with(tuned(rows[rows < len(data)], "cross-validation fold"), texts))
 
