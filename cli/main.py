@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -17,6 +17,9 @@ from .common import console, fail, guess_text_column, output, progress_bar
 from .discover import discover, label
 from .trends import trends
 
+if TYPE_CHECKING:
+    from reason_classifier.tagging import TagSummary
+
 app = typer.Typer(
     help="Turn the free text of churn and cancellation surveys into reasons a business can act on.",
     no_args_is_help=True,
@@ -26,13 +29,20 @@ app = typer.Typer(
 
 @app.command()
 def tag(
-    input: Annotated[Path, typer.Argument(help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx.")],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Survey export: .csv, .tsv, .jsonl, .parquet or .xlsx; with --engine ray also a folder, a glob "
+            "('exports/*.parquet') or any path Ray Data reads (s3://…)."
+        ),
+    ],
     output_path: Annotated[
         Path | None,
         typer.Option(
             "-o",
             "--output",
-            help="Where to write the tagged export (default: INPUT with .tagged before the extension).",
+            help="Where to write the tagged export (default: INPUT with .tagged before the extension); with "
+            "--engine ray a folder, one output per input file.",
         ),
     ] = None,
     text_column: Annotated[
@@ -62,6 +72,16 @@ def tag(
         typer.Option(help="Model folder, or 'fast' (default: the shipped model, or REASON_CLASSIFIER_MODEL)."),
     ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(help="local: this process; ray: Ray Data, a pool of model actors on a local or joined cluster."),
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="--engine ray: join the Ray cluster here (default: start Ray on this machine).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="--engine ray: model actors (default: one per CPU, at most one per file).")
+    ] = None,
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
     from reason_classifier.classifier import ReasonClassifier
@@ -69,12 +89,29 @@ def tag(
     from reason_classifier.tagging import tag_file
 
     settings = Settings()
+    if engine == "ray":
+        return _tag_on_ray(
+            input,
+            output_path,
+            text_column,
+            format,
+            output_format,
+            encoding,
+            sheet,
+            model,
+            address,
+            workers,
+            json_summary,
+        )
+    if engine != "local":
+        raise fail(f"unknown engine {engine!r}; use local or ray")
+    source = Path(input)
     try:
-        fmt = detect_format(input, format)
+        fmt = detect_format(source, format)
         if text_column is None:
-            with open_reader(input, fmt, 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, input)
-        target = output_path or input.with_name(f"{input.stem}.tagged{input.suffix}")
+            with open_reader(source, fmt, 1, encoding, sheet) as reader:
+                text_column = guess_text_column(reader.columns, source)
+        target = output_path or source.with_name(f"{source.stem}.tagged{source.suffix}")
         classifier = ReasonClassifier.load(
             model or settings.model,
             threads=settings.threads,
@@ -82,9 +119,9 @@ def tag(
             detect_language=settings.detect_language,
         )
         with progress_bar(console) as progress:
-            task = progress.add_task(f"tagging {input.name}", total=None)
+            task = progress.add_task(f"tagging {source.name}", total=None)
             summary = tag_file(
-                input,
+                source,
                 target,
                 classifier,
                 text_column,
@@ -100,7 +137,61 @@ def tag(
     if json_summary:
         output.print_json(json.dumps(summary.as_dict()))
         return
-    table = Table(title=f"{summary.rows} answers tagged → {summary.output}")
+    _print_tag_summary(summary, f"{summary.rows} answers tagged → {summary.output}")
+
+
+def _tag_on_ray(
+    input: str,
+    output_path: Path | None,
+    text_column: str | None,
+    format: str | None,
+    output_format: str | None,
+    encoding: str,
+    sheet: str | None,
+    model: Path | None,
+    address: str | None,
+    workers: int | None,
+    json_summary: bool,
+) -> None:
+    from reason_classifier.ray_tagging import RayTagOptions, find_sources, tag_on_ray
+    from reason_classifier.survey_files import detect_format, open_reader
+
+    settings = Settings()
+    if output_path is None:
+        raise fail("--engine ray writes one output per input file: give the output folder with -o")
+    try:
+        sources = find_sources(input, format)
+        if text_column is None:
+            if "://" in sources[0]:
+                raise fail("--engine ray on remote files needs --text-column")
+            first = Path(sources[0])
+            with open_reader(first, detect_format(first, format), 1, encoding, sheet) as reader:
+                text_column = guess_text_column(reader.columns, first)
+        options = RayTagOptions(
+            text_column=text_column,
+            model=str(model or settings.model) if (model or settings.model) else None,
+            input_format=format,
+            output_format=output_format or "parquet",
+            encoding=encoding,
+            sheet=sheet,
+            chunk_rows=settings.chunk_rows,
+            max_chars=settings.max_chars,
+            detect_language=settings.detect_language,
+        )
+        console.print(f"tagging {len(sources)} file(s) on Ray", highlight=False)
+        result = tag_on_ray(sources, output_path, options, workers=workers, address=address)
+    except ReasonClassifierError as error:
+        raise fail(str(error)) from None
+    if json_summary:
+        output.print_json(json.dumps(result.as_dict()))
+        return
+    files, actors = len(result.outputs), result.workers
+    title = f"{result.summary.rows} answers in {files} file(s) tagged by {actors} Ray actor(s) → {output_path}"
+    _print_tag_summary(result.summary, title)
+
+
+def _print_tag_summary(summary: TagSummary, title: str) -> None:
+    table = Table(title=title)
     table.add_column("category")
     table.add_column("answers", justify="right")
     table.add_column("share", justify="right")
