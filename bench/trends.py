@@ -17,7 +17,16 @@ Each engine runs in its own worker process, so its peak RSS (VmHWM) is its own:
   groupby per segment with shares — the same counts, without empty periods, checks or report.
 - `store`: `compute_trends` on the service's SQLite store holding the same rows (read through
   SQLAlchemy in chunks into DuckDB), by plan and the stored metadata's contract.
+- `postgres`: the same rows in the service's table in PostgreSQL (a throwaway cluster from Debian's
+  package, filled with COPY), grouped by the server: `compute_trends` as `GET /v1/trends` runs it
+  (by plan and metadata.contract, MRR weight, no examples);
+- `postgres-cli`: `reason-classifier trends URL -o … --by plan --by metadata.contract --no-emerging`,
+  in process (examples of rising reasons: the last month's texts are read for them);
+- `postgres-rows`: the previous way on the same database: every row read through SQLAlchemy into
+  DuckDB (only up to `--rows-path-max`, it is the slow one).
 All must agree on the answers per month and category; the run fails otherwise.
+
+    python bench/trends.py --rows 10000000 --engines duckdb postgres postgres-cli --no-store
 
 Results: a table on the terminal and JSON in bench/results/trends.json. Run heavy sizes under
 `flock /tmp/cpu.lock` when the machine is shared, and read `load_before` in the JSON.
@@ -37,6 +46,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPOSITORY = BENCH.parent
@@ -50,20 +60,41 @@ PLANS = (
     ("enterprise", 0.03, 1500, 6000),
 )
 SEGMENTS = ("plan", "contract")
+ENGINES = ("duckdb", "pandas", "store", "postgres", "postgres-cli", "postgres-rows")
+POSTGRES_SETTINGS = {"shared_buffers": "256MB", "work_mem": "64MB"}
+"""A modest server's settings (Debian's defaults are 128MB and 4MB): the grouping fits in memory."""
 
 
 # ---------------------------------------------------------------- data
 
 
+GENERATE_CHUNK_ROWS = 1_000_000
+
+
 def generate_export(path: Path, rows: int, seed: int) -> dict:
-    """A tagged export of `rows` rows written to `path`; returns what the data is like."""
+    """A tagged export of `rows` rows written to `path`, a million rows at a time (the same rows for the same
+    seed, whatever the size beyond); returns what the data is like."""
+    import numpy as np
+
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    path.unlink(missing_ok=True)
+    for first in range(0, rows, GENERATE_CHUNK_ROWS):
+        _generate_chunk(path, first, min(GENERATE_CHUNK_ROWS, rows - first), rng)
+    return {
+        "rows": rows,
+        "seed": seed,
+        "file_mib": round(path.stat().st_size / 2**20, 1),
+        "generate_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _generate_chunk(path: Path, first: int, rows: int, rng: Any) -> None:
     import numpy as np
     import pandas as pd
 
     from reason_classifier.taxonomy import Taxonomy
 
-    started = time.perf_counter()
-    rng = np.random.default_rng(seed)
     taxonomy = Taxonomy.load()
     examples: dict[str, list[tuple[str, str]]] = {}
     for example in taxonomy.examples():
@@ -99,7 +130,7 @@ def generate_export(path: Path, rows: int, seed: int) -> dict:
     stamps = pd.to_datetime(start + seconds, unit="s", utc=True)
     table = pd.DataFrame(
         {
-            "customer_id": [f"cus_{i:07d}" for i in range(rows)],
+            "customer_id": [f"cus_{i:08d}" for i in range(first, first + rows)],
             "cancelled_at": pd.Series(stamps.strftime("%Y-%m-%dT%H:%M:%S")) + pd.Series(offsets),
             "plan": plan_names[plan],
             "contract": contract,
@@ -114,13 +145,7 @@ def generate_export(path: Path, rows: int, seed: int) -> dict:
         }
     )
     # The offset is only a label here (the instant is UTC); what matters is that the parser reads offsets.
-    table.to_csv(path, index=False)
-    return {
-        "rows": rows,
-        "seed": seed,
-        "file_mib": round(path.stat().st_size / 2**20, 1),
-        "generate_seconds": round(time.perf_counter() - started, 1),
-    }
+    table.to_csv(path, index=False, mode="a", header=first == 0)
 
 
 # ---------------------------------------------------------------- workers
@@ -159,6 +184,92 @@ def build_store(export: Path, database: Path) -> float:
     return time.perf_counter() - started
 
 
+def build_postgres_store(export: Path, url: str) -> float:
+    """The service's table in PostgreSQL (created by the service's own definition) holding the export's rows;
+    returns seconds. The file is streamed as it is into a staging table with COPY, and the server turns it into
+    stored answers (ANALYZE included, as a database in use would have its statistics)."""
+    import psycopg
+    from sqlalchemy import create_engine
+
+    from reason_classifier.database import database_url
+    from reason_classifier.service.store import metadata, prepare_schema
+
+    started = time.perf_counter()
+    engine = create_engine(database_url(url))
+    metadata.drop_all(engine)
+    prepare_schema(engine)
+    engine.dispose()
+    columns = "customer_id, cancelled_at, plan, contract, tenure_months, mrr, answer, category, sub_reason, "
+    columns += "confidence, language, error"
+    with psycopg.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE UNLOGGED TABLE export ({', '.join(c + ' text' for c in columns.split(', '))})")
+        copy_sql = f"COPY export ({columns}) FROM STDIN (FORMAT csv, HEADER)"
+        with cursor.copy(copy_sql) as copy, open(export, "rb") as file:
+            while block := file.read(1 << 22):
+                copy.write(block)
+        cursor.execute("""
+            INSERT INTO classified_answers (created_at, request_id, item, text, customer_id, plan, mrr, metadata,
+                                            category, sub_reason, confidence, abstained, model_version)
+            SELECT cancelled_at::timestamptz, customer_id, 0, coalesce(answer, ''), customer_id, plan, mrr::float8,
+                   json_build_object('contract', contract), category,
+                   CASE WHEN coalesce(error, '') = '' THEN sub_reason END, confidence::float8, false, 'bench'
+            FROM export  -- COPY reads an empty CSV field as NULL
+        """)
+        cursor.execute("DROP TABLE export")
+        connection.commit()
+        connection.autocommit = True
+        cursor.execute("VACUUM ANALYZE classified_answers")
+    return time.perf_counter() - started
+
+
+def _month_counts(report: Any) -> dict[str, int]:
+    return {
+        f"{r.period}/{r.category}": r.answers
+        for r in report.document.rows
+        if r.segment == "all" and r.level == "category" and r.answers
+    }
+
+
+def postgres_worker(engine: str, url: str) -> dict:
+    """`postgres`, `postgres-cli` or `postgres-rows` on the store at `url` (see the module's docstring)."""
+    from reason_classifier.trends import TrendOptions, compute_trends
+
+    options = TrendOptions(period="month", by=("plan", "metadata.contract"), weight="mrr", examples=0)
+    if engine == "postgres":
+        started = time.perf_counter()
+        counts = _month_counts(compute_trends(url, options))
+    elif engine == "postgres-rows":
+        from reason_classifier.trends.sources import StoreSource
+
+        StoreSource.grouped_relation = lambda self, con, grouping: None  # type: ignore[method-assign]
+        started = time.perf_counter()
+        counts = _month_counts(compute_trends(url, options))
+    else:
+        from reason_classifier.cli.main import app
+
+        with tempfile.TemporaryDirectory() as folder:
+            arguments = ["trends", url, "-o", folder, "--by", "plan", "--by", "metadata.contract", "--no-emerging"]
+            started = time.perf_counter()
+            try:
+                app(arguments, standalone_mode=False)
+            except SystemExit as exit:
+                if exit.code:
+                    raise
+            document = json.loads((Path(folder) / "trends.json").read_text())
+        counts = {
+            f"{r['period']}/{r['category']}": r["answers"]
+            for r in document["rows"]
+            if r["segment"] == "all" and r["level"] == "category" and r["answers"]
+        }
+    return {
+        "seconds": time.perf_counter() - started,
+        "write_seconds": None,
+        "output_rows": None,
+        "counts": counts,
+        "started": started,
+    }
+
+
 def worker(engine: str, export: str) -> None:
     imported = time.perf_counter()
     if engine == "duckdb":
@@ -182,6 +293,9 @@ def worker(engine: str, export: str) -> None:
             "write_seconds": written - computed,
             "output_rows": len(report.document.rows),
         }
+    elif engine.startswith("postgres"):
+        result = postgres_worker(engine, export)
+        counts, started = result.pop("counts"), result.pop("started")
     elif engine == "store":
         from reason_classifier.trends import TrendOptions, compute_trends
 
@@ -245,9 +359,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
-def run_worker(engine: str, export: Path) -> dict:
+def run_worker(engine: str, export: Path | str, timeout: float | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", engine, str(export)]
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY, timeout=timeout)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"{engine} worker failed (exit {completed.returncode}):\n{completed.stdout}")
@@ -255,6 +369,14 @@ def run_worker(engine: str, export: Path) -> dict:
 
 
 # ---------------------------------------------------------------- report
+
+
+def _postgres_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
 
 
 def machine() -> dict:
@@ -297,6 +419,20 @@ def main() -> None:
         action="store_false",
         help="skip the service's SQLite store as a source (read through SQLAlchemy)",
     )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=ENGINES,
+        default=list(ENGINES),
+        help="engines to run (the SQLite store also needs --store); PostgreSQL ones skip where it is not installed",
+    )
+    parser.add_argument(
+        "--rows-path-max",
+        type=int,
+        default=1_000_000,
+        help="largest size postgres-rows (every row through Python, the previous way) runs at",
+    )
+    parser.add_argument("--timeout", type=float, default=900, help="seconds an engine may take before it is stopped")
     parser.add_argument("--worker", nargs=2, metavar=("ENGINE", "EXPORT"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
@@ -316,23 +452,48 @@ def main() -> None:
         "seed": arguments.seed,
         "measured": "each engine in its own process on the same tagged CSV export; peak RSS = VmHWM of that process; "
         "duckdb = compute_trends (monthly, by plan and contract, MRR weight, examples), write = "
-        "trends.csv/json/report.html",
+        "trends.csv/json/report.html; postgres = compute_trends on the same rows in PostgreSQL as GET /v1/trends "
+        "runs it (the server's own memory is not in peak RSS); postgres-cli = `reason-classifier trends` in process; "
+        "postgres-rows = the previous way (every row through SQLAlchemy into DuckDB)",
         "results": [],
     }
-    with tempfile.TemporaryDirectory(prefix="bench-trends-") as folder:
+    postgres_engines = [e for e in arguments.engines if e.startswith("postgres")]
+    with tempfile.TemporaryDirectory(prefix="bench-trends-") as folder, contextlib.ExitStack() as stack:
+        cluster = None
+        if postgres_engines:
+            sys.path.insert(0, str(REPOSITORY / "tests"))
+            from postgres_cluster import ClusterUnavailable, throwaway_cluster
+
+            try:
+                cluster = stack.enter_context(throwaway_cluster(POSTGRES_SETTINGS))
+                report["postgres"] = {"settings": POSTGRES_SETTINGS, "version": _postgres_version(cluster)}
+            except ClusterUnavailable as reason:
+                console.print(f"PostgreSQL engines skipped: {reason}", highlight=False)
         for rows in arguments.rows:
             export = Path(folder) / f"export-{rows}.csv"
             data = generate_export(export, rows, arguments.seed)
             console.print(
                 f"{rows:,} rows: {data['file_mib']} MiB generated in {data['generate_seconds']} s", highlight=False
             )
-            results = {engine: run_worker(engine, export) for engine in ("duckdb", "pandas")}
-            if arguments.store:
+            results = {
+                engine: run_worker(engine, export, arguments.timeout)
+                for engine in arguments.engines
+                if engine in ("duckdb", "pandas")
+            }
+            if arguments.store and "store" in arguments.engines:
                 database = Path(folder) / f"store-{rows}.db"
                 data["store_build_seconds"] = round(build_store(export, database), 1)
-                results["store"] = run_worker("store", database)
+                results["store"] = run_worker("store", database, arguments.timeout)
                 database.unlink()
-            if any(r["counts"] != results["pandas"]["counts"] for r in results.values()):
+            if cluster is not None:
+                data["postgres_build_seconds"] = round(build_postgres_store(export, cluster), 1)
+                console.print(f"  PostgreSQL store filled in {data['postgres_build_seconds']} s", highlight=False)
+                for engine in postgres_engines:
+                    if engine == "postgres-rows" and rows > arguments.rows_path_max:
+                        continue
+                    results[engine] = run_worker(engine, cluster, arguments.timeout)
+            reference = next(iter(results.values()))["counts"]
+            if any(r["counts"] != reference for r in results.values()):
                 raise SystemExit(f"{rows} rows: the engines disagree on the answers per month and category")
             for result in results.values():
                 result.pop("counts")
@@ -347,7 +508,7 @@ def main() -> None:
         )
     )
     for column in ("rows", "file MiB", "engine", "compute s", "write s", "peak RSS MiB", "rows/s"):
-        table.add_column(column, justify="left" if column == "engine" else "right")
+        table.add_column(column, justify="left" if column == "engine" else "right", no_wrap=column == "engine")
     for entry in report["results"]:
         rows = entry["data"]["rows"]
         for engine, result in entry["engines"].items():
@@ -362,7 +523,7 @@ def main() -> None:
                 f"{rows / result['seconds']:,.0f}",
             )
     console.print(table)
-    million = [e for e in report["results"] if e["data"]["rows"] >= 1_000_000]
+    million = [e for e in report["results"] if e["data"]["rows"] >= 1_000_000 and "duckdb" in e["engines"]]
     if million:
         total = million[0]["engines"]["duckdb"]["seconds"] + million[0]["engines"]["duckdb"]["write_seconds"]
         report["target"] = {

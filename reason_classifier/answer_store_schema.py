@@ -6,7 +6,7 @@ store needs. A table that the service and a report both use belongs here, not in
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -36,3 +36,8 @@ classified_answers = Table(
 )
 """One row per classified answer: what the caller sent (`language_given` is the caller's hint), what the
 model answered, the offer shown and the team alerted; `(request_id, item)` names the answer in its request."""
+
+REQUEST_ITEM = Index(
+    "classified_answers_request_item", classified_answers.c.request_id, classified_answers.c.item, unique=True
+)
+"""One row per request id and item: what makes a replay or a retry store nothing twice."""

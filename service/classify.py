@@ -40,7 +40,7 @@ async def classify(request: ClassifyRequest, state: ReadyState) -> ClassifyRespo
     _check_text(request.text, "text", state.max_chars)
     [prediction] = await _predict(state, [request])
     answer = _answer(state, request, prediction)
-    _store(state, [request], [answer])
+    await _store(state, [request], [answer])
     return answer
 
 
@@ -51,7 +51,7 @@ async def classify_batch(batch: BatchRequest, state: ReadyState, _: BatchSizeChe
         _check_text(item.text, f"items.{i}.text", state.max_chars)
     predictions = await _predict(state, batch.items)
     answers = [_answer(state, item, p) for item, p in zip(batch.items, predictions, strict=True)]
-    _store(state, batch.items, answers)
+    await _store(state, batch.items, answers)
     assert state.classifier is not None
     return BatchResponse(items=answers, model_version=state.classifier.version, request_id=request_id_var.get())
 
@@ -155,14 +155,32 @@ def _answer(state: ServiceState, request: ClassifyRequest, prediction: Predictio
     )
 
 
-def _store(state: ServiceState, requests: list[ClassifyRequest], answers: list[ClassifyResponse]) -> None:
-    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row."""
+async def _store(state: ServiceState, requests: list[ClassifyRequest], answers: list[ClassifyResponse]) -> None:
+    """Hand the rows to the store's spool before the answer is sent: a 503 rather than an acknowledged, lost row.
+    With `store_acknowledge = committed`, wait until they are in the database."""
     if state.store is None:
         return
     created = now()
     try:
-        state.store.add([stored_row(r, a, i, created) for i, (r, a) in enumerate(zip(requests, answers, strict=True))])
+        ticket = state.store.add(
+            [stored_row(r, a, i, created) for i, (r, a) in enumerate(zip(requests, answers, strict=True))]
+        )
     except StoreUnavailable as error:
         state.metrics.store_refused.inc()
         log.error("request %s: %s", request_id_var.get(), error)
         raise ApiError(503, "store_unavailable", "the answer could not be stored; retry later") from None
+    settings = state.settings
+    if settings.store_acknowledge == "committed" and not await state.store.wait_stored(
+        ticket, settings.store_acknowledge_timeout_seconds
+    ):
+        state.metrics.store_refused.inc()
+        log.error(
+            "request %s: not in the database after %.1f s; it stays in the spool",
+            request_id_var.get(),
+            settings.store_acknowledge_timeout_seconds,
+        )
+        raise ApiError(
+            503,
+            "store_unavailable",
+            "the answer is not stored yet; retry later with the same X-Request-ID (it will not be stored twice)",
+        )

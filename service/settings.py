@@ -41,7 +41,10 @@ class ServiceSettings(BaseSettings):
     the spool until the database is back) or 'refuse' (503 store_unavailable while it is away);
     store_drain_seconds: at shutdown, how long the spool is written to the database before the
     process exits (the rest is written at the next start); store_retry_max_seconds: the longest
-    pause between two tries while the database cannot be written;
+    pause between two tries while the database cannot be written; store_acknowledge: 'spooled'
+    (answer once the rows are in the local spool: fastest, but a replica that is gone for good
+    takes what its spool holds with it) or 'committed' (answer once they are in the database, for
+    replicas over one database; 503 store_unavailable after store_acknowledge_timeout_seconds);
     max_batch_items: items per batch request; max_body_bytes: request body limit;
     predict_timeout_seconds: longest wait for the model before a 503; predict_threads: model calls run
     at once, in threads of the one process (`serve --workers`); api_keys: accepted keys
@@ -64,6 +67,8 @@ class ServiceSettings(BaseSettings):
     store_when_down: Literal["spool", "refuse"] = "spool"
     store_drain_seconds: float = Field(default=10.0, ge=0)
     store_retry_max_seconds: float = Field(default=5.0, gt=0)
+    store_acknowledge: Literal["spooled", "committed"] = "spooled"
+    store_acknowledge_timeout_seconds: float = Field(default=10.0, gt=0)
     max_batch_items: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     predict_timeout_seconds: float = Field(default=1.0, gt=0)

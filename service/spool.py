@@ -104,8 +104,9 @@ class Spool:
     def pending_rows(self) -> int:
         return self.left_over_rows + self.appended_rows - self.done_rows
 
-    def append(self, rows: list[dict[str, Any]]) -> None:
-        """Append `rows` as whole lines, or nothing at all and `SpoolError`."""
+    def append(self, rows: list[dict[str, Any]]) -> tuple[Segment, int]:
+        """Append `rows` as whole lines, or nothing at all and `SpoolError`; returns the segment and the offset
+        just after them (they are written to the database once its `consumed` reaches it)."""
         data = encode(rows)
         with self._lock:
             segment = self.current
@@ -119,6 +120,7 @@ class Spool:
                 raise SpoolError(error.errno, f"cannot append to the spool {segment.path}: {reason}") from None
             segment.size += len(data)
             self.appended_rows += len(rows)
+            return segment, segment.size
 
     def current_end(self) -> tuple[Segment, int]:
         """The current segment and how far it is written (a line boundary)."""

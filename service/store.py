@@ -8,6 +8,14 @@ writer retries with backoff and the rows wait in the spool; what a previous proc
 written at start-up. A row the database refuses on its own, while it accepts others, is kept in
 the spool's `rejected.jsonl`. If the spool itself cannot be written, `add` raises
 `StoreUnavailable` and the request is answered 503: not acknowledged, so not lost.
+
+Several processes (replicas behind a load balancer) may write one PostgreSQL database. A row is
+keyed by its request id and item: a unique index holds them, and a row whose key is stored
+already is skipped (`ON CONFLICT DO NOTHING`), so a replayed spool or a client's retry with the
+same `X-Request-ID`, on any replica, never stores an answer twice. The table and its index are
+created in one step under a PostgreSQL advisory lock, so replicas starting together do not race
+to create them. With `store_acknowledge = committed` a request is answered once its rows are in
+the database (`stored`), so a replica that dies takes nothing acknowledged with it.
 """
 
 from __future__ import annotations
@@ -24,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from reason_classifier.answer_store_schema import classified_answers, metadata
+from reason_classifier.answer_store_schema import REQUEST_ITEM, classified_answers, metadata
 from reason_classifier.database import database_url
 
 from .spool import REJECTED, Segment, Spool, SpoolError, decode
@@ -36,17 +44,57 @@ from .text import clean
 
 log = logging.getLogger("service.store")
 
+SCHEMA_LOCK = 0x7265617363_6C73  # "reascls": the advisory lock the schema step holds in PostgreSQL
+"""Advisory lock key held while the table and index are created, so that replicas starting together take turns."""
+
 _BATCH_ROWS = 500
 _RETRY_FIRST_SECONDS = 0.05
+_WAIT_POLL_SECONDS = 0.005
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def prepare_schema(engine: Engine) -> None:
+    """Create the table and its request-id index if they are missing: in PostgreSQL in one transaction holding an
+    advisory lock, so that replicas starting together create them once instead of failing on each other's
+    `CREATE`. Rows a version without the index stored twice (same request id and item) are removed first, the
+    first one kept, since the index cannot be created over them."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+        metadata.create_all(connection)
+        if _has_index(connection, str(REQUEST_ITEM.name)):
+            return
+        removed = connection.execute(
+            text(
+                "DELETE FROM classified_answers WHERE id NOT IN "
+                "(SELECT min(id) FROM classified_answers GROUP BY request_id, item)"
+            )
+        ).rowcount
+        if removed:
+            log.warning("removed %d answer(s) stored twice (same request id and item) before indexing them", removed)
+        REQUEST_ITEM.create(connection, checkfirst=True)
+
+
+def _has_index(connection: Any, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    return any(index["name"] == name for index in inspect(connection).get_indexes(classified_answers.name))
+
+
 class StoreUnavailable(Exception):
     """The answer cannot be stored now (the spool cannot be written, or the database is away and
     `store_when_down` is `refuse`): the request is answered 503, never acknowledged and lost."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Where `add` put rows in the spool: they are in the database once the writer is past `end`."""
+
+    segment: Segment
+    end: int
 
 
 @dataclass
@@ -146,13 +194,31 @@ class AnswerStore:
         except Exception as error:
             raise StoreUnavailable(f"cannot write the store {self.description}: {_reason(error)}") from None
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        """Put rows in the spool for the writer; returns once they are on local disk."""
+    def add(self, rows: list[dict[str, Any]]) -> Ticket:
+        """Put rows in the spool for the writer; returns once they are on local disk, with the ticket `stored`
+        and `wait_stored` tell from whether they are in the database yet."""
         try:
-            self.spool.append([{**row, "metadata": clean(row.get("metadata"))} for row in rows])
+            segment, end = self.spool.append([{**row, "metadata": clean(row.get("metadata"))} for row in rows])
         except SpoolError as error:
             raise StoreUnavailable(str(error)) from None
         self._wake.set()
+        return Ticket(segment, end)
+
+    def stored(self, ticket: Ticket) -> bool:
+        """Whether the rows of `ticket` are in the database (or were refused on their own and set aside)."""
+        return ticket.segment.consumed >= ticket.end
+
+    async def wait_stored(self, ticket: Ticket, timeout: float) -> bool:
+        """Wait until the rows of `ticket` are in the database; False if `timeout` passed first (they stay in
+        the spool and are written later: a retry with the same request id is then skipped, not stored twice)."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while not self.stored(ticket):
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_WAIT_POLL_SECONDS)
+        return True
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row added so far is in the database (or rejected); False if `timeout` passed first."""
@@ -296,12 +362,16 @@ class AnswerStore:
 
     def _create_table(self) -> None:
         with self._schema_lock:  # the writer and a readiness check may both try; SQLite would refuse the second
-            metadata.create_all(self.engine)
+            prepare_schema(self.engine)
 
     def _insert(self, rows: list[dict[str, Any]], dedupe: bool) -> None:
         if not rows:
             return
+        skipping = _insert_skipping_stored(self.dialect)
         with self.engine.begin() as connection:
+            if skipping is not None:
+                connection.execute(skipping, rows)
+                return
             if dedupe:
                 rows = _not_stored_yet(connection, rows)
             if rows:
@@ -350,6 +420,19 @@ _PROBE_ROW = {
     "abstained": True,
     "model_version": "probe",
 }
+
+
+def _insert_skipping_stored(dialect: str) -> Any:
+    """An INSERT that skips a row whose request id and item are stored already, where the database has one."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(classified_answers).on_conflict_do_nothing(index_elements=["request_id", "item"])
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(classified_answers).on_conflict_do_nothing(index_elements=["request_id", "item"])
+    return None
 
 
 def _not_stored_yet(connection: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

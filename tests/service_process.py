@@ -45,12 +45,19 @@ class ServiceProcess:
         self.process.wait(30)
 
     def request(
-        self, method: str, path: str, body: object | None = None, timeout: float = 30
+        self,
+        method: str,
+        path: str,
+        body: object | None = None,
+        timeout: float = 30,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, dict | str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             payload = json.dumps(body).encode() if body is not None else None
-            connection.request(method, path, body=payload, headers={"content-type": "application/json"})
+            connection.request(
+                method, path, body=payload, headers={"content-type": "application/json", **(headers or {})}
+            )
             response = connection.getresponse()
             text = response.read().decode()
             try:

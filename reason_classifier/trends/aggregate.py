@@ -4,7 +4,9 @@ One pass of DuckDB parses and checks the rows into a compact table (dates, weigh
 segments; no answer texts), one grouped query counts them for every segment at once (GROUPING
 SETS), and pandas fills in the small result: every period from the first to the last, every
 reason seen, zeros where there were none, shares and changes against the previous period.
-Memory is bounded by DuckDB's limit, not by the number of rows.
+Memory is bounded by DuckDB's limit, not by the number of rows. A store in PostgreSQL hands over
+its rows already grouped (see sources.py): each line of the compact table then stands for
+`answers` rows, and every count is a sum of them, so the same queries serve both.
 
 What users get for the awkward rows:
 - a row the tagger could not classify (its `error` is set: empty answer, unreadable row) is a
@@ -32,7 +34,20 @@ from ..taxonomy import CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
 from .options import AUTO, Segment, TrendOptions
 from .periods import Period
-from .sources import ROW, TrendSource, connect, open_source, quote_identifier, quote_literal
+from .sources import (
+    ANSWERS,
+    BAD_WEIGHT,
+    ROW,
+    WEIGHT_SUM,
+    WEIGHTED,
+    Grouped,
+    Grouping,
+    TrendSource,
+    connect,
+    open_source,
+    quote_identifier,
+    quote_literal,
+)
 
 MAX_PERIODS = 520  # ten years of weeks
 
@@ -131,9 +146,10 @@ def compute_trends(
             if (options.examples or latest_sample)
             else []
         )
-        relation = src.relation(con, needed + extra)
+        grouped = src.grouped_relation(con, _grouping(columns, options))
+        relation = grouped.relation if grouped else src.relation(con, needed + extra)
         kinds = _column_types(con, relation)
-        expressions = _Expressions(columns, options, kinds, src.store)
+        expressions = _Expressions(columns, options, kinds, src.store, grouped)
         try:
             _parse(con, relation, expressions, options)
         except InputError:
@@ -147,6 +163,10 @@ def compute_trends(
         frame = _complete(aggregated, options, first, last, has_weight=columns.weight is not None)
         document = _document(src, options, columns, summary, frame)
         latest = document.periods[-1] if document.periods else None
+        wants_texts = latest is not None and columns.text and (options.examples or latest_sample)
+        if wants_texts and grouped and latest is not None:  # the texts of the last period only
+            relation = src.period_relation(con, needed + extra, latest.start, latest.end, options.timezone)
+            expressions = _Expressions(columns, options, _column_types(con, relation), src.store, None)
         if latest is not None and columns.text and options.examples:
             document.examples = _examples(con, relation, expressions, document, latest.start, options, src)
         sample, total = (
@@ -204,6 +224,17 @@ def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
     )
 
 
+def _grouping(columns: Columns, options: TrendOptions) -> Grouping:
+    """What the report reads of each row, for a source that groups them: the weight and the banded numbers
+    only through their sum and their bands, unless the report also reads them by value."""
+    by_value = [columns.date, columns.category, columns.sub_reason, columns.error]
+    by_value += [s.column for s in options.by if not s.bands]
+    kept = [c for c in dict.fromkeys(by_value) if c]
+    weight = columns.weight if columns.weight not in kept else None  # read by value: grouped by it, not summed
+    bands = {s.name: (s.column, s.bands) for s in options.by if s.bands}
+    return Grouping(kept, columns.date, options.timezone, weight, bands)
+
+
 def _confidence_column(src: TrendSource) -> str | None:
     return "confidence" if "confidence" in src.columns else None
 
@@ -215,8 +246,12 @@ def _column_types(con: Any, relation: str) -> dict[str, str]:
 class _Expressions:
     """SQL for the parsed values of one source's columns, shared by the aggregation and the example queries."""
 
-    def __init__(self, columns: Columns, options: TrendOptions, kinds: dict[str, str], store: bool) -> None:
+    def __init__(
+        self, columns: Columns, options: TrendOptions, kinds: dict[str, str], store: bool, grouped: Grouped | None
+    ) -> None:
         self.columns, self.options, self.kinds = columns, options, kinds
+        self.answers = ANSWERS if grouped else "1"
+        self.summed_weight = bool(grouped and grouped.summed_weight)
         q = quote_identifier
         self.raw_date = _text(q(columns.date), kinds[columns.date])
         self.ts = _timestamp(q(columns.date), kinds[columns.date], options.date_format, store)
@@ -233,11 +268,16 @@ class _Expressions:
             else f"'{NO_SUB_REASON}'"
         )
         self.sub_reason = f"CASE WHEN {self.is_error} THEN '{UNCLASSIFIED}' ELSE {sub} END"
-        if columns.weight:
+        if columns.weight and self.summed_weight:
+            self.raw_weight = _text(BAD_WEIGHT, kinds[BAD_WEIGHT])
+        elif columns.weight:
             self.raw_weight = _text(q(columns.weight), kinds[columns.weight])
             self.weight = _number(q(columns.weight), kinds[columns.weight])
         self.segments: list[tuple[str, str, str | None]] = []  # (value SQL, raw text SQL, number SQL for bands)
         for segment in options.by:
+            if grouped and segment.name in grouped.banded:  # the band's label, cut by the database
+                self.segments.append((q(segment.name), q(segment.name), None))
+                continue
             raw = _text(q(segment.column), kinds[segment.column])
             if segment.bands:
                 number = _number(q(segment.column), kinds[segment.column])
@@ -291,14 +331,18 @@ def _banded(number: str, segment: Segment) -> str:
 
 def _parse(con: Any, relation: str, e: _Expressions, options: TrendOptions) -> None:
     """The compact table of parsed rows; offending raw values are kept only where a value is bad."""
-    bad_weight = "NULL"
-    weight = "CAST(NULL AS DOUBLE)"
-    if e.columns.weight:
-        weight = e.weight
+    bad_weight, weight, weighted = "NULL", "CAST(NULL AS DOUBLE)", "0"
+    if e.columns.weight and e.summed_weight:
+        bad_weight = f"trim({e.raw_weight})"
+        weight, weighted = WEIGHT_SUM, WEIGHTED
+    elif e.columns.weight:
+        usable = f"CASE WHEN {e.weight} >= 0 AND isfinite({e.weight}) THEN {e.weight} END"
         bad_weight = (
             f"CASE WHEN nullif(trim({e.raw_weight}), '') IS NOT NULL AND "
-            f"({weight} IS NULL OR NOT isfinite({weight}) OR {weight} < 0) THEN trim({e.raw_weight}) END"
+            f"({e.weight} IS NULL OR NOT isfinite({e.weight}) OR {e.weight} < 0) THEN trim({e.raw_weight}) END"
         )
+        weight = f"{usable} * {e.answers}"
+        weighted = f"CASE WHEN {usable} IS NOT NULL THEN {e.answers} ELSE 0 END"
     segments = []
     for i, (value, raw, number) in enumerate(e.segments):
         segments.append(f"{value} AS seg_{i}")
@@ -311,9 +355,11 @@ def _parse(con: Any, relation: str, e: _Expressions, options: TrendOptions) -> N
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE parsed AS
         SELECT {ROW} AS row_number,
+               CAST({e.answers} AS BIGINT) AS answers,
                {e.ts} AS ts,
                CASE WHEN {e.ts} IS NULL AND nullif(trim({e.raw_date}), '') IS NOT NULL THEN trim({e.raw_date}) END AS bad_date,
-               CASE WHEN {weight} >= 0 AND isfinite({weight}) THEN {weight} END AS weight,
+               {weight} AS weight,
+               CAST({weighted} AS BIGINT) AS weighted,
                {bad_weight} AS bad_weight,
                {e.category} AS category,
                {e.sub_reason} AS sub_reason,
@@ -355,8 +401,8 @@ def _check(con: Any, src: TrendSource, columns: Columns, options: TrendOptions) 
         if column is None:
             continue
         found = con.execute(
-            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, count(*) OVER () AS "
-            "total "
+            f"SELECT value, row_number, total FROM (SELECT {expression} AS value, row_number, "
+            "CAST(sum(answers) OVER () AS BIGINT) AS total "
             f"FROM parsed WHERE {expression} IS NOT NULL) ORDER BY row_number NULLS LAST LIMIT 1"
         ).fetchone()
         if found is None:
@@ -377,8 +423,8 @@ def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
         f"AND ({until} IS NULL OR CAST(ts AS DATE) <= {until})"
     )
     row = con.execute(f"""
-        SELECT count(*), count(*) FILTER (ts IS NULL), count(*) FILTER ({in_range}),
-               count(*) FILTER ({in_range} AND unclassified), count(*) FILTER ({in_range} AND weight IS NULL),
+        SELECT {_count("TRUE")}, {_count("ts IS NULL")}, {_count(in_range)},
+               {_count(f"{in_range} AND unclassified")}, {_count(in_range, "answers - weighted")},
                min(CAST(ts AS DATE)) FILTER ({in_range}), max(CAST(ts AS DATE)) FILTER ({in_range})
         FROM parsed
     """).fetchone()
@@ -393,6 +439,11 @@ def _summary(con: Any, options: TrendOptions) -> dict[str, Any]:
         "first_day": first_day,
         "last_day": last_day,
     }
+
+
+def _count(condition: str, what: str = "answers") -> str:
+    """How many rows of `parsed` meet `condition` (each line stands for `answers` rows)."""
+    return f"CAST(coalesce(sum({what}) FILTER ({condition}), 0) AS BIGINT)"
 
 
 def _period_bounds(options: TrendOptions, summary: dict[str, Any]) -> tuple[date | None, date | None]:
@@ -429,7 +480,8 @@ def _aggregate(con: Any, options: TrendOptions) -> pd.DataFrame:
     frame = con.execute(f"""
         SELECT CAST(date_trunc('{options.period.value}', ts) AS DATE) AS period_start, category, sub_reason
                {selected_segments}{flags},
-               count(*) AS answers, sum(weight) AS revenue, count(*) - count(weight) AS weight_missing
+               CAST(sum(answers) AS BIGINT) AS answers, sum(weight) AS revenue,
+               CAST(sum(answers - weighted) AS BIGINT) AS weight_missing
         FROM parsed WHERE {" AND ".join(in_range)}
         GROUP BY {group}
     """).df()

@@ -5,6 +5,12 @@ read by DuckDB's own readers where it has one (CSV/TSV, JSONL, Parquet: parallel
 so a million rows never sit in pandas); Excel workbooks go through the project's streaming
 reader, and the store is read through SQLAlchemy in chunks, because DuckDB's Excel, SQLite and
 PostgreSQL extensions would be downloaded at run time, which fails offline.
+
+A store in PostgreSQL can also hand over its rows already grouped (`grouped_relation`): the
+server counts them per local day and per value of every other column the report reads, sums the
+weights, and cuts numeric bands, so ten million stored answers cross the wire as a few hundred
+thousand groups and no answer text is read. DuckDB then parses and checks the groups exactly as
+it would the rows, so both ways give the same report.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from datetime import date, datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -30,6 +38,38 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 LOAD_CHUNK_ROWS = 50_000
 ROW = "_row"
 """Column of 1-based row numbers (the export's data rows, or the store's ids) where a source has them."""
+ANSWERS = "_answers"
+"""In a grouped relation: how many rows a group holds."""
+WEIGHT_SUM, WEIGHTED, BAD_WEIGHT = "_weight_sum", "_weighted", "_bad_weight"
+"""In a grouped relation with a summed weight: the sum of the usable weights (non-negative, finite), how many
+rows had one, and an unusable weight (negative, NaN, infinite), a group of its own with its value."""
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """What a report needs of the rows, for a source that groups them itself (see `grouped_relation`)."""
+
+    columns: list[str]
+    """The columns read by value: grouped by."""
+    date: str
+    """One of `columns`: grouped by its local day in `timezone` when it is a time column."""
+    timezone: str
+    weight: str | None
+    """Summed when it is a numeric column, else grouped by value; None: no weight, or one of `columns`."""
+    bands: dict[str, tuple[str, tuple[float, ...]]] = field(default_factory=dict)
+    """Segment name -> (column, band edges): on a numeric column the band's label is grouped by, under the
+    segment's name; any other column is grouped by value (and cut into bands by DuckDB)."""
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """A relation of groups: the grouped columns, `_row` (the group's first id), `_answers`, and what `Grouping`
+    says was done to the date, the weight and the bands."""
+
+    relation: str
+    local_days: bool
+    summed_weight: bool
+    banded: frozenset[str]
 
 
 def connect(timezone: str = "UTC", threads: int = 2, memory_limit: str = "1GB") -> Any:
@@ -73,6 +113,15 @@ class TrendSource(ABC):
     @abstractmethod
     def relation(self, con: Any, columns: list[str]) -> str:
         """Make `columns` (and `_row` if the source numbers its rows) queryable in `con`; return the relation's name."""
+
+    def grouped_relation(self, con: Any, grouping: Grouping) -> Grouped | None:
+        """The rows grouped by the source's own engine, or None when it has none that can (then `relation`)."""
+        return None
+
+    def period_relation(self, con: Any, columns: list[str], first: date, last: date, timezone: str) -> str:
+        """Like `relation`, for a report that was grouped: at least the rows whose day in `timezone` is from
+        `first` to `last` (the examples and the sample of the last period are looked for in them)."""
+        return self.relation(con, columns)
 
     def row_of(self, column: str, value: str) -> int | None:
         """The row number of the first row whose `column` reads as `value`, for an error message."""
@@ -174,21 +223,7 @@ class ChunkedSource(TrendSource):
     """A source loaded into DuckDB chunk by chunk from Python (Excel, the store), with its row numbers."""
 
     def relation(self, con: Any, columns: list[str]) -> str:
-        created = False
-        for chunk in self._chunks(columns):
-            con.register("incoming", chunk)
-            if not created:
-                con.execute("CREATE OR REPLACE TEMP TABLE source AS SELECT * FROM incoming")
-                created = True
-            else:
-                con.execute("INSERT INTO source SELECT * FROM incoming")
-            con.unregister("incoming")
-        if not created:
-            empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns} | {ROW: pd.Series(dtype="int64")})
-            con.register("incoming", empty)
-            con.execute("CREATE OR REPLACE TEMP TABLE source AS SELECT * FROM incoming")
-            con.unregister("incoming")
-        return "source"
+        return _load(con, self._chunks(columns), columns, "source")
 
     @abstractmethod
     def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]: ...
@@ -265,11 +300,22 @@ class StoreSource(ChunkedSource):
         super().require(column, purpose)
 
     def relation(self, con: Any, columns: list[str]) -> str:
+        return self._tolerating(columns, lambda: _load(con, self._chunks(columns), columns, "source"))
+
+    def period_relation(self, con: Any, columns: list[str], first: date, last: date, timezone: str) -> str:
+        zone = ZoneInfo(timezone)  # a day more on each side: a local midnight that a DST change moves stays inside
+        window = (
+            datetime.combine(first - timedelta(days=1), time(), zone),
+            datetime.combine(last + timedelta(days=2), time(), zone),
+        )
+        return self._tolerating(columns, lambda: _load(con, self._chunks(columns, window), columns, "period_rows"))
+
+    def _tolerating(self, columns: list[str], load: Callable[[], str]) -> str:
         from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
         try:
             try:
-                return super().relation(con, columns)
+                return load()
             except DBAPIError as error:
                 if self._tolerant or not any(c.startswith("metadata.") for c in columns):
                     raise
@@ -279,12 +325,94 @@ class StoreSource(ChunkedSource):
                     type(error.orig).__name__,
                 )
                 self._tolerant = True
-                return super().relation(con, columns)
+                return load()
         except SQLAlchemyError as error:  # the database went away or refuses: its first line, no stored value
             raise SourceUnreadable(f"{self.description}: cannot read the rows: {_first_line(error)}") from None
 
-    def _chunks(self, columns: list[str]) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import JSON, DateTime, Float, Integer, Numeric, String, Text, cast, select, type_coerce
+    def grouped_relation(self, con: Any, grouping: Grouping) -> Grouped | None:
+        """PostgreSQL groups the rows (see the module's docstring); SQLite, without time zones, does not. None too
+        when the database cannot extract a metadata key (a lone surrogate): the rows are then read one by one."""
+        from sqlalchemy import Date, and_, case, cast, func, literal, literal_column, not_, select
+        from sqlalchemy.exc import DBAPIError
+
+        from ..answer_store_schema import classified_answers as stored
+        from .options import Segment
+
+        if self.engine.dialect.name != "postgresql" or self._tolerant:
+            return None
+        summed_weight = grouping.weight is not None and _is_number(stored, grouping.weight)
+        by_value = list(grouping.columns)
+        if grouping.weight is not None and not summed_weight:
+            by_value.append(grouping.weight)
+        by_value += [c for c, _ in grouping.bands.values() if not _is_number(stored, c)]
+        keys, kinds = [], {}
+        local_days = False
+        for name in dict.fromkeys(by_value):
+            column, kind = _stored_column(stored, name, self.engine.dialect.name)
+            if name == grouping.date and kind == "time":
+                utc = column if column.type.timezone else func.timezone("UTC", column)
+                column, kind, local_days = cast(func.timezone(grouping.timezone, utc), Date()), "day", True
+            keys.append(column.label(name))
+            kinds[name] = kind
+        banded = set()
+        for name, (source_column, edges) in grouping.bands.items():
+            if not _is_number(stored, source_column):
+                continue  # grouped by value above, cut into bands (and checked) by DuckDB
+
+            value = stored.c[source_column]
+            labels = Segment(source_column, edges).band_labels()
+            band = case(
+                (value.is_(None), literal(_NO_VALUE)),
+                *[(value < edge, literal(label)) for edge, label in zip(edges, labels[:-1], strict=True)],
+                else_=literal(labels[-1]),
+            )
+            keys.append(band.label(name))
+            kinds[name] = "text"
+            banded.add(name)
+        measures = [func.min(stored.c["id"]).label(ROW), func.count().label(ANSWERS)]
+        if summed_weight:
+            assert grouping.weight is not None
+            weight = stored.c[grouping.weight]
+            usable = and_(weight >= 0, weight < literal(float("inf")))  # NaN sorts above infinity in PostgreSQL
+            bad = case((and_(weight.is_not(None), not_(usable)), cast(weight, weight.type)))
+            keys.append(bad.label(BAD_WEIGHT))
+            kinds[BAD_WEIGHT] = "number"
+            measures += [
+                func.sum(weight).filter(usable).label(WEIGHT_SUM),
+                func.count().filter(usable).label(WEIGHTED),
+            ]
+        query = select(*keys, *measures).group_by(*(literal_column(str(i + 1)) for i in range(len(keys))))
+        names = [k.name for k in keys]
+        try:
+            with self.engine.connect() as connection:
+                result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
+                frames = (self._grouped_frame(rows, names, kinds, summed_weight) for rows in result.partitions())
+                relation = _load(con, frames, names, "grouped")
+        except DBAPIError as error:
+            if not any(c.startswith("metadata.") for c in grouping.columns):
+                raise
+            log.warning(
+                "%s: the database cannot extract a metadata key (%s); reading the rows one by one instead",
+                self.description,
+                type(error.orig).__name__,
+            )
+            return None
+        return Grouped(relation, local_days, summed_weight, frozenset(banded))
+
+    @staticmethod
+    def _grouped_frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str], summed: bool) -> pd.DataFrame:
+        measures = [ROW, ANSWERS, *([WEIGHT_SUM, WEIGHTED] if summed else [])]
+        raw = pd.DataFrame(rows, columns=[*names, *measures])
+        frame = _typed(raw, names, kinds)
+        frame[ROW] = raw[ROW].astype("int64")
+        frame[ANSWERS] = raw[ANSWERS].astype("int64")
+        if summed:
+            frame[WEIGHT_SUM] = pd.to_numeric(raw[WEIGHT_SUM]).astype("float64")
+            frame[WEIGHTED] = raw[WEIGHTED].astype("int64")
+        return frame
+
+    def _chunks(self, columns: list[str], window: tuple[datetime, datetime] | None = None) -> Iterator[pd.DataFrame]:
+        from sqlalchemy import Text, cast, select
 
         from ..answer_store_schema import classified_answers as stored
 
@@ -295,23 +423,11 @@ class StoreSource(ChunkedSource):
             if name.startswith("metadata.") and self._tolerant:
                 kinds[name] = "metadata"
                 continue
-            if name.startswith("metadata."):  # extracted by the database, not row by row here
-                column = type_coerce(stored.c["metadata"], JSON())[name.removeprefix("metadata.")].as_string()
-                kind = "text"
-            else:
-                column = stored.c[name]
-                kind = (
-                    "time"
-                    if isinstance(column.type, DateTime)
-                    else "number"
-                    if isinstance(column.type, (Float, Integer, Numeric))
-                    else "text"
-                )
-                if kind == "time" and self.engine.dialect.name == "sqlite":
-                    column = type_coerce(column, String())  # parsed below, all at once, as the UTC it is
+            column, kinds[name] = _stored_column(stored, name, self.engine.dialect.name)
             selected.append(column.label(name))
-            kinds[name] = kind
         query = select(*selected).order_by(stored.c["id"])
+        if window is not None:
+            query = query.where(stored.c["created_at"] >= window[0], stored.c["created_at"] < window[1])
         names = [ROW, *([_METADATA_TEXT] if self._tolerant else []), *(c for c in columns if kinds[c] != "metadata")]
         with self.engine.connect() as connection:
             if self._tolerant and self.engine.dialect.name == "sqlite":
@@ -321,24 +437,81 @@ class StoreSource(ChunkedSource):
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():
                 raw = pd.DataFrame(rows, columns=names)
-                frame = pd.DataFrame({ROW: raw[ROW].astype("int64")})
-                for name in columns:
-                    if kinds[name] == "metadata":
-                        key = name.removeprefix("metadata.")
-                        frame[name] = pd.array([_metadata_value(v, key) for v in raw[_METADATA_TEXT]], dtype="string")
-                        frame[name] = frame[name].str.strip()
-                        continue
-                    values = raw[name]
-                    if kinds[name] == "time":  # the service writes UTC; SQLite gives it back without a zone
-                        frame[name] = pd.to_datetime(values, utc=True, format="ISO8601")
-                    elif kinds[name] == "number":
-                        frame[name] = pd.to_numeric(values).astype("float64")
-                    else:
-                        frame[name] = values.astype("string").str.strip()
+                frame = _typed(raw, columns, kinds)
+                frame[ROW] = raw[ROW].astype("int64")
                 yield frame[[*columns, ROW]]
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _load(con: Any, chunks: Iterator[pd.DataFrame], columns: list[str], table: str) -> str:
+    """Chunks of rows into the DuckDB table `table`; returns its name."""
+    created = False
+    for chunk in chunks:
+        con.register("incoming", chunk)
+        if not created:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM incoming")
+            created = True
+        else:
+            con.execute(f"INSERT INTO {table} SELECT * FROM incoming")
+        con.unregister("incoming")
+    if not created:
+        empty = pd.DataFrame({c: pd.Series(dtype="string") for c in columns} | {ROW: pd.Series(dtype="int64")})
+        con.register("incoming", empty)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM incoming")
+        con.unregister("incoming")
+    return table
+
+
+_NO_VALUE = "(none)"
+"""A band's label for a missing number (the report's NO_VALUE)."""
+
+
+def _is_number(stored: Any, name: str) -> bool:
+    from sqlalchemy import Float, Integer, Numeric
+
+    return name in stored.c and isinstance(stored.c[name].type, (Float, Integer, Numeric))
+
+
+def _stored_column(stored: Any, name: str, dialect: str) -> tuple[Any, str]:
+    """The SQL for a column of the store (a `metadata.KEY` extracted by the database) and how to read it:
+    `time`, `number` or `text`."""
+    from sqlalchemy import JSON, DateTime, String, type_coerce
+
+    if name.startswith("metadata."):
+        return type_coerce(stored.c["metadata"], JSON())[name.removeprefix("metadata.")].as_string(), "text"
+    column = stored.c[name]
+    if isinstance(column.type, DateTime):
+        if dialect == "sqlite":
+            return type_coerce(column, String()), "time"  # parsed by _typed, all at once, as the UTC it is
+        return column, "time"
+    return column, "number" if _is_number(stored, name) else "text"
+
+
+def _typed(raw: pd.DataFrame, columns: list[str], kinds: dict[str, str]) -> pd.DataFrame:
+    """Rows read from the store as the types the report reads: times in UTC, numbers as floats, days as dates,
+    text stripped; `metadata` keys from the metadata's text where the database could not extract them."""
+    frame = pd.DataFrame(index=raw.index)
+    for name in columns:
+        kind = kinds[name]
+        if kind == "metadata":
+            key = name.removeprefix("metadata.")
+            frame[name] = pd.array([_metadata_value(v, key) for v in raw[_METADATA_TEXT]], dtype="string")
+            frame[name] = frame[name].str.strip()
+            continue
+        values = raw[name]
+        if kind == "time":  # the service writes UTC; SQLite gives it back without a zone
+            frame[name] = pd.to_datetime(values, utc=True, format="ISO8601")
+        elif kind == "day":
+            import pyarrow as pa
+
+            frame[name] = pd.array(list(values), dtype=pd.ArrowDtype(pa.date32()))
+        elif kind == "number":
+            frame[name] = pd.to_numeric(values).astype("float64")
+        else:
+            frame[name] = values.astype("string").str.strip()
+    return frame
 
 
 _METADATA_TEXT = "_metadata_text"
