@@ -11,7 +11,7 @@ Data sets (labels are never shown to discovery; they only score it):
   - heldout: labels/heldout alone (the fair set for the fine-tuned encoder, which was trained on labels/train);
   - mix-1k, mix-20k: a seeded mixture of absa and own, answers drawn with replacement and most made distinct
     with a short prefix or suffix (as people write: "Honestly, ...", "... Bye.").
-Each run is `training.discover.discover` on a CSV export, in its own worker process so that its peak RSS
+Each run is `reason_classifier.discovery.discover` on a CSV export, in its own worker process so that its peak RSS
 (`ru_maxrss`) is its own; the time is the whole command (read, embed, cluster, describe, write the three files).
 In the same worker, plain KMeans with k = the number of true categories runs on the same embeddings (peer).
 Agreement: adjusted Rand index (ARI) and purity (share of answers whose cluster's majority label is theirs),
@@ -123,10 +123,10 @@ def worker(export: str, folder: str, encoder: str, k: int) -> None:
     import numpy as np
     from sklearn.cluster import KMeans
 
-    from reason_classifier.training.discover import DiscoveryOptions, discover
+    from reason_classifier.discovery import ReasonDiscoverer, discover
 
     started = time.perf_counter()
-    result = discover(export, "text", folder, DiscoveryOptions(encoder=encoder, seed=SEED))
+    result = discover(export, "text", folder, ReasonDiscoverer(encoder, seed=SEED))
     seconds = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()

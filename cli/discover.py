@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -65,25 +65,22 @@ def discover(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Cluster the answers of an export into candidate reasons and write a review file, assignments and a report."""
+    from reason_classifier.discovery import ReasonDiscoverer
+    from reason_classifier.discovery import discover as run_discovery
+    from reason_classifier.discovery.encoding import DEFAULT_ENCODER
     from reason_classifier.survey_files import detect_format, open_reader
-    from reason_classifier.training.discover import DiscoveryOptions
-    from reason_classifier.training.discover import discover as run_discovery
 
     try:
-        given: dict[str, Any] = {
-            "encoder": encoder,
-            "new_below": new_below,
-            "taxonomy": str(taxonomy) if taxonomy else None,
-        }
-        options = DiscoveryOptions(
-            **{k: v for k, v in given.items() if v is not None},
+        discoverer = ReasonDiscoverer(
+            encoder or DEFAULT_ENCODER,
+            taxonomy=taxonomy,
             min_cluster_size=min_cluster_size,
             max_sample=max_sample,
+            new_below=new_below,
             seed=seed,
         )
-        fmt = detect_format(input, format)
         if text_column is None:
-            with open_reader(input, fmt, 1, encoding, sheet) as reader:
+            with open_reader(input, detect_format(input, format), 1, encoding, sheet) as reader:
                 text_column = guess_text_column(reader.columns, input)
         with progress_bar(console) as progress:
             task = progress.add_task("reading", total=None)
@@ -91,7 +88,7 @@ def discover(
                 input,
                 text_column,
                 output_dir,
-                options,
+                discoverer,
                 input_format=format,
                 encoding=encoding,
                 sheet=sheet,
@@ -148,7 +145,7 @@ def label(
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
 ) -> None:
     """Apply a reviewed clusters.yaml: every answer of a mapped cluster gets its category and sub-reason."""
-    from reason_classifier.training.label import label as apply_review
+    from reason_classifier.discovery import label as apply_review
 
     try:
         summary = apply_review(folder, output_path, taxonomy)

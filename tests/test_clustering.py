@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reason_classifier.clustering import ASSIGNED, CLUSTERED, UNASSIGNED, AnswerClusterer, default_min_cluster_size
-from reason_classifier.keywords import cluster_keywords, tokenize
+from reason_classifier.discovery.clustering import ASSIGNED, CLUSTERED, UNASSIGNED, AnswerClusterer
+from reason_classifier.discovery.density import default_min_cluster_size
+from reason_classifier.discovery.keywords import cluster_keywords, tokenize
 
 
 def blobs(
@@ -118,8 +119,8 @@ def test_tokenize_splits_chinese_and_keeps_meaningful_words():
 
 
 def test_prototypes_propose_the_nearest_sub_reason_or_new():
+    from reason_classifier.discovery.prototypes import NEW, TaxonomyPrototypes
     from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
-    from reason_classifier.prototypes import NEW, TaxonomyPrototypes
     from reason_classifier.taxonomy import Taxonomy
 
     taxonomy = Taxonomy.load()

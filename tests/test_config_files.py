@@ -6,10 +6,10 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from reason_classifier.config_files import load, parse_yaml, read_yaml
+from reason_classifier.discovery.review_file import ReviewError
 from reason_classifier.errors import ConfigError, ReasonClassifierError, TaxonomyError
 from reason_classifier.service.offers import OffersConfig, OffersError
 from reason_classifier.service.settings import ServiceSettings, SettingsError
-from reason_classifier.training.review_file import ReviewError
 
 
 class _Limits(BaseModel):

@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reason_classifier.discovery import ReasonDiscoverer, ReviewError, discover, label
 from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, read_labelled
-from reason_classifier.training.discover import DiscoveryOptions, discover
-from reason_classifier.training.label import label
-from reason_classifier.training.review_file import ReviewError
 
 SUB_REASONS = ("too_expensive", "slow_response", "switched_competitor", "payment_failed")
 BAD_ROWS = {5: "", 17: "   ", 40: "x" * 6000}
@@ -51,7 +49,7 @@ def export(tmp_path_factory) -> tuple[Path, list[dict]]:
 def discovered(export, tmp_path_factory):
     path, _ = export
     folder = tmp_path_factory.mktemp("discovered")
-    result = discover(path, "answer", folder, DiscoveryOptions(seed=0, map_points=400))
+    result = discover(path, "answer", folder, ReasonDiscoverer(seed=0), map_points=400)
     return folder, result
 
 
@@ -328,7 +326,7 @@ def test_jsonl_export_with_bad_lines_and_an_export_with_no_answers(tmp_path):
     lines[5] = json.dumps({"id": 5, "answer": 42})
     export = tmp_path / "answers.jsonl"
     export.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    result = discover(export, "answer", tmp_path / "out", DiscoveryOptions(map_points=100))
+    result = discover(export, "answer", tmp_path / "out", ReasonDiscoverer(), map_points=100)
     rows = read_csv(tmp_path / "out" / "assignments.csv")
     assert len(rows) == len(source) and [r["id"] for r in rows[6:]] == [str(i) for i in range(6, len(source))]
     assert [rows[i]["cluster_status"] for i in (3, 4, 5)] == ["invalid"] * 3
@@ -341,7 +339,7 @@ def test_jsonl_export_with_bad_lines_and_an_export_with_no_answers(tmp_path):
 
     empty = tmp_path / "empty.csv"
     empty.write_text("answer,plan\n,pro\n   ,free\n", encoding="utf-8")
-    nothing = discover(empty, "answer", tmp_path / "none", DiscoveryOptions())
+    nothing = discover(empty, "answer", tmp_path / "none", ReasonDiscoverer())
     assert nothing.review.clusters == [] and nothing.review.invalid_rows == 2
     assert [r["cluster_status"] for r in read_csv(tmp_path / "none" / "assignments.csv")] == ["invalid", "invalid"]
     assert (tmp_path / "none" / "report.html").is_file()

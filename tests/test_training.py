@@ -73,6 +73,7 @@ def test_a_format_2_folder_reads_raw_ngram_counts_without_idf_as_it_was_written(
     )
     settings["format_version"] = 2
     (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
+    (tmp_path / "model" / "SHA256SUMS").unlink()  # as written before format 6
     (tmp_path / "model" / "char_ngrams.npz").unlink()
     loaded = ReasonClassifier.load(tmp_path / "model")
     as_written_ngrams = CharNgrams(weight=classifier.char_ngrams.weight, sublinear_tf=False, fold_diacritics=False)
@@ -97,6 +98,7 @@ def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_
     del settings["char_ngrams"]
     settings["format_version"] = 1  # as written before n-grams existed
     (tmp_path / "model" / "config.json").write_text(json.dumps(settings))
+    (tmp_path / "model" / "SHA256SUMS").unlink()
     texts = ["too pricey", "it keeps crashing"]
     np.testing.assert_allclose(
         ReasonClassifier.load(tmp_path / "model").predict_proba(texts), classifier.predict_proba(texts), rtol=1e-6

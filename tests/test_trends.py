@@ -601,3 +601,25 @@ def test_periods_are_counted_as_they_are_listed():
             (date(2020, 1, 1), date(2020, 1, 1)),
         ]:
             assert period.count_between(first, last) == len(period.starts_between(first, last)), (period, first, last)
+
+
+def test_other_is_shown_apart_from_the_rising_reasons(tmp_path):
+    rows = [row(f"2026-05-{d:02d}", "pricing", answer=f"expensive {d}") for d in range(1, 9)]
+    rows += [row("2026-05-10", "other"), row("2026-05-11", "support")]
+    rows += [row(f"2026-06-{d:02d}", "other", answer=f"no idea {d}") for d in range(1, 7)]
+    rows += [row(f"2026-06-{d:02d}", "support", answer=f"nobody answered {d}") for d in range(10, 13)]
+    rows += [row("2026-06-20", "other", error="empty answer"), row("2026-06-21", "pricing")]
+    report = compute_trends(write_export(tmp_path / "e.csv", rows), TrendOptions(examples=2))
+    document = report.document
+    # other / unclear rose the most, but nobody can act on it: not a mover, no examples
+    assert {m.category for m in document.top_movers} == {"support", "pricing"}
+    assert [e.sub_reason for e in document.examples] == ["slow_response"]
+    # ... it is listed apart, with its change (and so is the row the tagger could not read)
+    apart = {m.sub_reason: m.share_change_pts for m in document.other_movers}
+    assert apart["unclear"] == pytest.approx(100 * 6 / 11 - 100 / 10, abs=1e-3)
+    assert apart["unclassified"] == pytest.approx(100 / 11, abs=1e-3)
+    page = write_trends(report, tmp_path / "out")["html"].read_text(encoding="utf-8")
+    movers_section = page.split("Answers the model could not place")[0]
+    assert "other / unclear" not in movers_section.split("Top movers of the last period")[-1]
+    apart_html = page.split("<div id=other-movers>")[1].split("</div>")[0]
+    assert "other / unclear" in apart_html and "other / unclassified" in apart_html

@@ -15,19 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reason_classifier.errors import InputError
-from reason_classifier.taxonomy import DEFAULT_TAXONOMY_PATH, LabelledExample, Taxonomy
+from reason_classifier.taxonomy import REPOSITORY_TAXONOMY_PATH, LabelledExample, Taxonomy
+from reason_classifier.taxonomy import default_taxonomy_path as default_taxonomy_path  # where training's callers look
 
 # labels/ is the repository's data, beside this folder in a checkout; an installed package has none of it.
 REPOSITORY = Path(__file__).resolve().parent.parent
 TRAIN_PATH = REPOSITORY / "labels" / "train"
 HELDOUT_PATH = REPOSITORY / "labels" / "heldout"
-TAXONOMY_PATH = REPOSITORY / "labels" / "taxonomy.yaml"
+TAXONOMY_PATH = REPOSITORY_TAXONOMY_PATH
 REQUIRED_COLUMNS = ("text", "category")
-
-
-def default_taxonomy_path() -> Path:
-    """labels/taxonomy.yaml in a checkout of the repository, else (installed) the shipped model's taxonomy."""
-    return TAXONOMY_PATH if TAXONOMY_PATH.is_file() else DEFAULT_TAXONOMY_PATH
 
 
 @dataclass(frozen=True)

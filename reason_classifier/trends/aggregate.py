@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..config import LIKELY_TEXT_COLUMNS
 from ..errors import InputError, SourceUnreadable
-from ..taxonomy import CATEGORIES
+from ..taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
 from .options import AUTO, Segment, TrendOptions
 from .periods import Period
@@ -680,6 +680,7 @@ def _document(
         and r.share_change_pts is not None
     ]
     movers.sort(key=lambda r: (-abs(r.share_change_pts or 0.0), -r.answers))
+    actionable = [m for m in movers if m.category != ABSTAIN_CATEGORY]
     if last_start and len(periods) < 2:
         notes.append("Only one period: there is no previous period to measure changes against.")
     return TrendsDocument(
@@ -688,14 +689,16 @@ def _document(
         columns=columns,
         summary=Summary(**summary),
         periods=[periods[k] for k in sorted(periods)],
-        top_movers=[m for m in movers[: options.top_movers] if m.share_change_pts],
+        top_movers=[m for m in actionable[: options.top_movers] if m.share_change_pts],
+        other_movers=[m for m in movers if m.category == ABSTAIN_CATEGORY and m.share_change_pts],
         notes=notes,
         rows=rows,
     )
 
 
 def rising_reasons(document: TrendsDocument, limit: int) -> list[TrendRow]:
-    """Sub-reasons whose share grew in the last period, largest rise first."""
+    """Sub-reasons whose share grew in the last period, largest rise first; `other` (unclear, unclassified) is
+    not a reason anyone can act on and is left out (the document lists it apart, in `other_movers`)."""
     if not document.periods:
         return []
     last = document.periods[-1].start
@@ -706,7 +709,7 @@ def rising_reasons(document: TrendsDocument, limit: int) -> list[TrendRow]:
         and r.level == "sub_reason"
         and r.period_start == last
         and (r.share_change_pts or 0) > 0
-        and r.sub_reason != UNCLASSIFIED
+        and r.category != ABSTAIN_CATEGORY
     ]
     rising.sort(key=lambda r: -(r.share_change_pts or 0))
     return rising[:limit]

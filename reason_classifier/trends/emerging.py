@@ -1,9 +1,10 @@
 """Emerging reasons: answers of the latest period that fit no sub-reason of the taxonomy, grouped.
 
-Built on discovery's library, not a copy of it: `TaxonomyPrototypes` says how near each answer is
-to every sub-reason, `AnswerClusterer` groups the far ones, `cluster_keywords` names the groups.
-The answers embedded are bounded (`compute_trends(..., latest_sample=N)` hands over a seeded
-sample of at most N answers of the period), so the cost does not grow with the export.
+Discovery run on the answers far from the taxonomy: the model's `TaxonomyPrototypes` say how near
+each answer is to every sub-reason, and a `ReasonDiscoverer` with the model's encoder and those
+prototypes groups the far ones and names the groups. The answers embedded are bounded
+(`compute_trends(..., latest_sample=N)` hands over a seeded sample of at most N answers of the
+period), so the cost does not grow with the export.
 
 The threshold: with the shipped model, half of the written held-out answers (`labels/heldout`,
 all inside the taxonomy) have a cosine of 0.39 or more to their nearest sub-reason prototype,
@@ -19,9 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..classifier import ReasonClassifier
-from ..clustering import UNASSIGNED, AnswerClusterer
-from ..keywords import cluster_keywords
-from ..prototypes import TaxonomyPrototypes
+from ..discovery.density import default_min_cluster_size
+from ..discovery.discoverer import ReasonDiscoverer
+from ..discovery.prototypes import TaxonomyPrototypes
 from .models import EmergingReason, EmergingReasons
 
 DEFAULT_FAR_BELOW = 0.25
@@ -69,41 +70,39 @@ def find_emerging_reasons(
     if len(far) < MIN_FAR_ANSWERS:
         return result
     far_texts = [texts[i] for i in far]
-    far_embeddings = embeddings[far]
-    clusterer = AnswerClusterer(
-        min_cluster_size=min_cluster_size or max(5, round(np.sqrt(len(far)) / 2)), random_state=seed
+    discoverer = ReasonDiscoverer(
+        encoder=classifier.encoder,
+        matcher=prototypes,
+        min_cluster_size=min_cluster_size or default_min_cluster_size(len(far)),
+        n_keywords=keywords,
+        examples=examples,
+        detect_languages=False,
+        seed=seed,
     )
-    labels = clusterer.fit_predict(far_embeddings)
-    if not clusterer.n_clusters_:
+    discovery = discoverer.fit_transform(far_texts, embeddings=embeddings[far])
+    if not discovery.clusters:
         return result
-    words = cluster_keywords(far_texts, labels, top_n=keywords)
-    nearest_names, _ = prototypes.nearest(clusterer.centroids_)
-    reasons = []
-    for cluster in range(clusterer.n_clusters_):
-        members = np.flatnonzero(labels == cluster)
-        if not len(members):
-            continue
-        order = members[np.argsort(-clusterer.similarity_[members], kind="stable")]
-        shown: list[str] = []
-        for i in order:
-            if far_texts[i] not in shown:
-                shown.append(far_texts[i])
-            if len(shown) == examples:
-                break
-        member_best = best[far[members]]
-        reasons.append(
-            EmergingReason(
-                size=int(len(members)),
-                share_of_sample_pct=round(100.0 * len(members) / len(texts), 2),
-                keywords=words.get(cluster, []),
-                nearest_sub_reason=nearest_names[cluster],
-                similarity=round(float(member_best.mean()), 3),
-                examples=shown,
-            )
+    reasons = [
+        EmergingReason(
+            size=cluster.size,
+            share_of_sample_pct=round(100.0 * cluster.size / len(texts), 2),
+            keywords=cluster.keywords,
+            nearest_sub_reason=cluster.proposal.nearest_sub_reason if cluster.proposal else None,
+            similarity=round(float(best[far[cluster.members]].mean()), 3),
+            examples=_distinct(far_texts[i] for i in cluster.members)[:examples],
         )
+        for cluster in discovery.clusters
+        if cluster.size
+    ]
     reasons.sort(key=lambda r: -r.size)
     result.reasons = reasons[:max_reasons]
-    unassigned = int((labels == UNASSIGNED).sum())
-    if unassigned:
-        result.note = " ".join(filter(None, [result.note, f"{unassigned} far answer(s) belong to no group."]))
+    if discovery.unassigned.size:
+        result.note = " ".join(
+            filter(None, [result.note, f"{discovery.unassigned.size} far answer(s) belong to no group."])
+        )
     return result
+
+
+def _distinct(texts) -> list[str]:
+    """Trends show a customer's answer whole, and each different answer once."""
+    return list(dict.fromkeys(texts))

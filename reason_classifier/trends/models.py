@@ -99,7 +99,13 @@ class TrendsDocument(BaseModel):
     summary: Summary
     periods: list[PeriodTotals]
     top_movers: list[TrendRow] = Field(
-        description="Sub-reasons of the last period with the largest share change, in points."
+        description="Sub-reasons of the last period with the largest share change, in points ('other' left out)."
+    )
+    other_movers: list[TrendRow] = Field(
+        default_factory=list,
+        description="The last period's change of 'other' (unclear: the model abstained; unclassified: the tagger "
+        "could not read the row), apart from the movers: nobody can act on it as a reason, but a rise says the "
+        "taxonomy or the model misses something.",
     )
     examples: list[ExampleAnswers] = Field(
         default_factory=list, description="Example answers of the last period per rising reason."

@@ -178,9 +178,12 @@ def render_html(document: TrendsDocument) -> str:
     body.append(
         _section(
             "Top movers of the last period",
-            (charts.get("movers", "") + _movers_table(document, movers))
-            if movers
-            else "<p>No change to show: a previous period is needed.</p>",
+            (
+                (charts.get("movers", "") + _movers_table(document, movers))
+                if movers
+                else "<p>No change to show: a previous period is needed.</p>"
+            )
+            + _other_movers(document),
         )
     )
     for segment in document.columns.segments:
@@ -289,6 +292,17 @@ def _movers_table(document: TrendsDocument, movers: list[TrendRow]) -> str:
         for m in movers
     ]
     return f"<table class=movers>{head}{''.join(lines)}</table>"
+
+
+def _other_movers(document: TrendsDocument) -> str:
+    """`other` apart from the movers: not a reason to act on, but its rise says what the model cannot place."""
+    if not document.other_movers:
+        return ""
+    return (
+        "<div id=other-movers><h3>Answers the model could not place</h3><p class=hint>Not a reason anyone can act "
+        "on, so not among the movers; a rise says the taxonomy or the model misses something (see emerging "
+        "reasons).</p>" + _movers_table(document, document.other_movers) + "</div>"
+    )
 
 
 def _segment_table(document: TrendsDocument, segment: str) -> str:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reason_classifier.atomic import write_bytes_atomically
-from reason_classifier.clustering import UNASSIGNED, exact_neighbours, umap_layout
-
+from ..atomic import write_bytes_atomically
+from .clustering import UNASSIGNED
+from .reduction import exact_neighbours, umap_layout
 from .review_file import ReviewFile
 
 PALETTE = (

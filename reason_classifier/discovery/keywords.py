@@ -14,6 +14,10 @@ Tokens are found without a language model, so one function serves a mixed export
 - Stop words: a short English list kept here (the ISO list drops words such as "problem",
   "value" and "free" that matter in churn answers) and the `stopwordsiso` lists for every other
   language, less a few words that carry a reason ("cher" is French for expensive).
+
+The keywords stage of the discoverer is anything with `fit_transform(texts, labels)` returning
+each label's keywords: `ClusterKeywords` (the default, the above), or `VectorizerKeywords` over any
+scikit-learn vectorizer (BERTopic's `vectorizer_model`: `CountVectorizer(ngram_range=(1, 2))`, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -199,3 +204,55 @@ def cluster_keywords(texts: Sequence[str], labels: Sequence[int] | np.ndarray, t
 
 def _distinct(words: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(words))
+
+
+class ClusterKeywords:
+    """The default keywords stage: `cluster_keywords` with `top_n` keywords per cluster."""
+
+    def __init__(self, top_n: int = 10) -> None:
+        self.top_n = top_n
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> ClusterKeywords:
+        self.keywords_ = cluster_keywords(texts, labels, top_n=self.top_n)
+        return self
+
+    def fit_transform(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> dict[int, list[str]]:
+        return self.fit(texts, labels).keywords_
+
+
+class VectorizerKeywords:
+    """Keywords from a scikit-learn vectorizer's terms, ranked by the same class-based TF-IDF.
+
+    For exports in one language where a ready tokenizer, n-grams or a stop-word list serve better:
+    `VectorizerKeywords(CountVectorizer(stop_words="english", ngram_range=(1, 2)))`. Terms absent
+    from a cluster are never its keywords.
+    """
+
+    def __init__(self, vectorizer: Any, top_n: int = 10) -> None:
+        self.vectorizer = vectorizer
+        self.top_n = top_n
+
+    def fit(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> VectorizerKeywords:
+        if len(texts) != len(labels):
+            raise ValueError(f"texts and labels differ in length ({len(texts)} and {len(labels)})")
+        labels = np.asarray(labels, dtype=np.int64)
+        self.keywords_: dict[int, list[str]] = {}
+        if not len(texts):
+            return self
+        counts = self.vectorizer.fit_transform(list(texts))
+        terms = np.asarray(self.vectorizer.get_feature_names_out())
+        ids = list(dict.fromkeys(labels.tolist()))
+        per_cluster = np.vstack([np.asarray(counts[labels == label].sum(axis=0)).ravel() for label in ids])
+        words = per_cluster.sum(axis=1, keepdims=True)
+        totals = per_cluster.sum(axis=0)
+        average = words.sum() / len(ids)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores = per_cluster / np.maximum(words, 1) * np.log(1 + average / np.maximum(totals, 1))
+        for row, label in enumerate(ids):
+            present = np.flatnonzero(per_cluster[row] > 0)
+            order = present[np.lexsort((terms[present], -scores[row, present]))]
+            self.keywords_[label] = [str(t) for t in terms[order[: self.top_n]]]
+        return self
+
+    def fit_transform(self, texts: Sequence[str], labels: Sequence[int] | np.ndarray) -> dict[int, list[str]]:
+        return self.fit(texts, labels).keywords_

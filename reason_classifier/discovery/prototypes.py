@@ -1,4 +1,4 @@
-"""Where an answer, or a cluster of answers, sits relative to the taxonomy's sub-reasons.
+"""The taxonomy matcher stage: where an answer, or a cluster of answers, sits relative to the sub-reasons.
 
 `TaxonomyPrototypes` holds one prototype per sub-reason: the L2-normalised mean embedding of its
 seed answers (`taxonomy.examples()`, written in several languages, so the prototype is about the
@@ -6,7 +6,9 @@ reason, not one language). Uses:
 - discovery proposes a category and sub-reason for each cluster (`propose`), or `new` when no
   sub-reason is near;
 - trends finds "emerging reasons": answers whose best `similarity` to every sub-reason is low,
-  clustered with `reason_classifier.clustering.AnswerClusterer`.
+  then discovered with this matcher.
+
+A replacement matcher needs `propose(centroids, new_below)`, returning one `Proposal` per row.
 
 Cosines of a single short answer to a prototype run lower than those of a cluster centroid (a
 mean of many answers is less noisy), so thresholds for answers and for centroids differ; the
@@ -19,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoders import Encoder
-from .taxonomy import Taxonomy
+from ..encoders import Encoder
+from ..taxonomy import Taxonomy
 
 NEW = "new"
 """The proposal for a cluster that no sub-reason of the taxonomy is near."""
@@ -29,7 +31,7 @@ DEFAULT_NEW_BELOW = 0.5
 """A cluster centroid less similar than this to every sub-reason prototype is proposed as `new`.
 
 Discovery sets a measured value per encoder: 0.55 for the shipped fine-tuned encoder, 0.45 for the base
-USE; see training/discover.py."""
+USE; see encoding.NEW_BELOW."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Grouping answer embeddings into candidate reasons: density-based clusters plus "close enough" assignment.
+"""Grouping answer embeddings into candidate reasons: sample, reduce, cluster, then "close enough" assignment.
 
 `AnswerClusterer` follows the scikit-learn contract (`fit` returns self, `fit_predict`, `predict`,
 learned state ends in `_`). Embeddings are L2-normalised rows, so a dot product is a cosine.
@@ -7,30 +7,26 @@ How it clusters, and why (measured in `bench/discovery.py`):
 
 1. **Sample.** Inputs larger than `max_sample` rows are clustered on a seeded random sample; the
    other rows are assigned afterwards (step 4). `sample_size_` says how many rows were clustered.
-2. **Reduce.** HDBSCAN on 512-dimensional sentence embeddings calls 80–90 % of short answers noise
-   (every point is far from every other in that many dimensions). UMAP to `n_components`
-   dimensions on the cosine k-nearest-neighbour graph first (the BERTopic recipe) brings the noise
-   down to 10–40 % with purer clusters. The neighbours are computed exactly here with one blocked
-   matrix product, which is fast for the sample sizes used and skips pynndescent's ~25 s of
-   just-in-time compilation per process.
-3. **Cluster.** scikit-learn's HDBSCAN on the reduced points (excess-of-mass selection, or leaf selection
-   when one cluster would swallow more than half of the answers); `min_cluster_size` defaults to
-   about half the square root of the sample size (5 for 200 answers, 50 for 10,000), so a
-   reviewer sees tens of clusters, not hundreds.
-4. **Assign.** Every row HDBSCAN left as noise, and every row outside the sample, goes to the
+2. **Reduce** with the reducer stage (default `NeighbourUMAP`: see `reduction.py` for why).
+3. **Cluster** the reduced sample with the clusterer stage (default `DensityClusterer`, HDBSCAN
+   with automatic parameters: see `density.py`).
+4. **Assign.** Every row the clusterer left as noise, and every row outside the sample, goes to the
    nearest cluster centroid (cosine, in the original embedding space) when it is within that
    cluster's radius (`assign_spread` robust standard deviations of its members' cosines below
    their median); otherwise it stays -1 ("unassigned") and is counted, never dropped.
 
-Also used by trends ("emerging reasons"): fit on recent answers far from every sub-reason.
+Steps 2 and 3 are stages: anything with `fit_transform` can reduce (or "passthrough" skips the
+step), anything with `fit_predict` returning -1 for noise can cluster (KMeans, HDBSCAN, ...).
 """
 
 from __future__ import annotations
 
-import math
-import warnings
+from typing import Any
 
 import numpy as np
+
+from .density import DensityClusterer, default_min_cluster_size
+from .reduction import NeighbourUMAP
 
 UNASSIGNED = -1
 """The label of a row that belongs to no cluster."""
@@ -38,12 +34,16 @@ UNASSIGNED = -1
 CLUSTERED, ASSIGNED, NOT_ASSIGNED = "clustered", "assigned", "unassigned"
 """How a row got its label: by the density clustering, by nearest-centroid assignment, or not at all."""
 
+PASSTHROUGH = "passthrough"
+"""The reducer that leaves the embeddings as they are (scikit-learn's name for a skipped step)."""
+
 
 class AnswerClusterer:
-    """Density-based clustering of answer embeddings with automatic parameters for 200 to 200,000 answers.
+    """Clustering of answer embeddings with automatic parameters for 200 to 200,000 answers.
 
     Parameters (stored as given, checked in `fit`):
-        min_cluster_size: smallest group HDBSCAN calls a cluster; None = max(5, round(sqrt(sample) / 2)).
+        min_cluster_size: smallest group called a cluster; None = max(5, round(sqrt(sample) / 2)). A sample
+            of fewer than twice this many rows has no cluster, whatever the clusterer.
         min_samples: HDBSCAN's density smoothing; None = min_cluster_size (purer clusters, more
             noise, which step 4 then assigns).
         max_sample: at most this many rows are clustered; the rest are assigned to the clusters.
@@ -60,13 +60,18 @@ class AnswerClusterer:
             744 laptop-review complaints in one cluster (2 clusters in all) where "leaf" found 12; on well-separated
             groups "leaf" splits each into several, which "eom" does not.
         random_state: seed of the sample and of UMAP; the same input and seed give the same labels.
+        reducer: the reduction stage, anything with `fit_transform`; None = `NeighbourUMAP(n_components,
+            n_neighbors, random_state)`; "passthrough" = none.
+        clusterer: the clustering stage, anything with `fit_predict` giving -1 for noise; None =
+            `DensityClusterer(min_cluster_size, min_samples, cluster_selection)`.
 
     Learned state: `labels_` (int per row, -1 = unassigned), `centroids_` (n_clusters × dim,
     L2-normalised), `radii_` (per cluster: the cosine a row needs to be assigned), `n_clusters_`,
     `sample_size_`, `sample_indices_`, `membership_` (per row: "clustered", "assigned" or
     "unassigned"), `similarity_` (per row: cosine to its cluster's centroid, or to the nearest one
     when unassigned), `n_noise_assigned_`, `n_unassigned_`, `min_cluster_size_`, `min_samples_`,
-    `embedding_` (the sample's reduced coordinates), `cluster_selection_` (the HDBSCAN selection used).
+    `embedding_` (the sample's reduced coordinates), `cluster_selection_` (the HDBSCAN selection used, or the
+    clusterer's class name), `reducer_` and `clusterer_` (the fitted stages; None when too few rows to cluster).
     """
 
     def __init__(
@@ -79,6 +84,8 @@ class AnswerClusterer:
         assign_spread: float = 2.0,
         cluster_selection: str = "auto",
         random_state: int = 0,
+        reducer: Any = None,
+        clusterer: Any = None,
     ) -> None:
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -88,6 +95,8 @@ class AnswerClusterer:
         self.assign_spread = assign_spread
         self.cluster_selection = cluster_selection
         self.random_state = random_state
+        self.reducer = reducer
+        self.clusterer = clusterer
 
     # -- the scikit-learn contract -------------------------------------------------------------
 
@@ -106,20 +115,21 @@ class AnswerClusterer:
         sample_labels = np.full(m, UNASSIGNED, dtype=np.int64)
         self.embedding_ = np.zeros((m, 0), dtype=np.float32)
         self.cluster_selection_ = "none"
+        self.reducer_: Any = None
+        self.clusterer_: Any = None
         if m >= max(2 * self.min_cluster_size_, 3):
-            reduced = self._reduce(X[sample])
+            self.reducer_ = self._reducer_stage()
+            reduced = X[sample] if self.reducer_ is None else np.asarray(self.reducer_.fit_transform(X[sample]))
             self.embedding_ = reduced
-            selection = "eom" if self.cluster_selection == "auto" else self.cluster_selection
-            sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_, selection)
-            clustered = sample_labels[sample_labels >= 0]
-            if (
-                self.cluster_selection == "auto"
-                and len(clustered)
-                and np.bincount(clustered).max() > 0.5 * len(clustered)
-            ):
-                selection = "leaf"
-                sample_labels = _hdbscan(reduced, self.min_cluster_size_, self.min_samples_, selection)
-            self.cluster_selection_ = selection
+            self.clusterer_ = self.clusterer or DensityClusterer(
+                self.min_cluster_size_, self.min_samples_, self.cluster_selection
+            )
+            sample_labels = np.asarray(self.clusterer_.fit_predict(reduced)).astype(np.int64)
+            if sample_labels.shape != (m,):
+                raise ValueError(
+                    f"the clusterer {type(self.clusterer_).__name__} returned {sample_labels.shape} labels for {m} rows"
+                )
+            self.cluster_selection_ = getattr(self.clusterer_, "cluster_selection_", type(self.clusterer_).__name__)
         sample_labels = _renumber_by_size(sample_labels)
 
         self.n_clusters_ = int(sample_labels.max() + 1) if m else 0
@@ -185,7 +195,7 @@ class AnswerClusterer:
 
     # -- reporting -----------------------------------------------------------------------------
 
-    def summary(self) -> dict[str, int | float | str]:
+    def summary(self) -> dict[str, int | float | str | None]:
         """Counts a report shows: rows, sample size, clusters, noise assigned, unassigned, parameters."""
         self._check_fitted()
         return {
@@ -199,7 +209,7 @@ class AnswerClusterer:
             "unassigned": self.n_unassigned_,
             "min_cluster_size": int(self.min_cluster_size_),
             "min_samples": int(self.min_samples_),
-            "n_components": int(self.n_components),
+            "n_components": self._n_components(),
             "cluster_selection": self.cluster_selection_,
             "random_state": int(self.random_state),
         }
@@ -223,6 +233,10 @@ class AnswerClusterer:
             raise ValueError(f"cluster_selection must be 'auto', 'eom' or 'leaf', got {self.cluster_selection!r}")
         if not self.assign_spread >= 0:
             raise ValueError(f"assign_spread must be a non-negative number, got {self.assign_spread!r}")
+        if not (self.reducer is None or _is_passthrough(self.reducer) or hasattr(self.reducer, "fit_transform")):
+            raise ValueError(f"reducer must have fit_transform, or be None or {PASSTHROUGH!r}; got {self.reducer!r}")
+        if not (self.clusterer is None or hasattr(self.clusterer, "fit_predict")):
+            raise ValueError(f"clusterer must have fit_predict, or be None; got {self.clusterer!r}")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "centroids_"):
@@ -239,71 +253,21 @@ class AnswerClusterer:
             similarity[start : start + 8192] = scores.max(axis=1)
         return nearest, similarity
 
-    def _reduce(self, X: np.ndarray) -> np.ndarray:
-        m = len(X)
-        if self.n_components == 0 or m <= self.n_components + 2:
-            return X
-        k = min(self.n_neighbors, m - 1)
-        indices, distances = exact_neighbours(X, k)
-        return umap_layout(X, indices, distances, self.n_components, self.random_state)
+    def _reducer_stage(self) -> Any:
+        if self.reducer is None:
+            return NeighbourUMAP(self.n_components, self.n_neighbors, self.random_state)
+        return None if _is_passthrough(self.reducer) else self.reducer
+
+    def _n_components(self) -> int | None:
+        if self.reducer is None:
+            return int(self.n_components)
+        return 0 if _is_passthrough(self.reducer) else getattr(self.reducer, "n_components", None)
 
 
 def _radius(similarities: np.ndarray, spread: float) -> float:
     median = float(np.median(similarities))
     deviation = 1.4826 * float(np.median(np.abs(similarities - median)))
     return median - spread * max(deviation, 1e-3) if np.isfinite(spread) else -np.inf
-
-
-def default_min_cluster_size(sample_size: int) -> int:
-    """max(5, round(sqrt(n) / 2)): 5 for 200 answers, 16 for 1,000, 50 for 10,000."""
-    return max(5, round(math.sqrt(max(sample_size, 0)) / 2))
-
-
-def exact_neighbours(X: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest rows of each row by cosine (itself first, distance 0), as UMAP's precomputed_knn wants."""
-    n = len(X)
-    indices = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float32)
-    for start in range(0, n, block):
-        scores = X[start : start + block] @ X.T
-        rows = np.arange(scores.shape[0])
-        scores[rows, start + rows] = np.inf  # itself first, whatever duplicates exist
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        indices[start : start + block] = np.take_along_axis(top, order, axis=1)
-        distances[start : start + block] = np.clip(1.0 - np.take_along_axis(top_scores, order, axis=1), 0.0, 2.0)
-    distances[:, 0] = 0.0
-    return indices, distances
-
-
-def umap_layout(
-    X: np.ndarray, indices: np.ndarray, distances: np.ndarray, n_components: int, random_state: int
-) -> np.ndarray:
-    """UMAP coordinates from a precomputed cosine k-NN graph (seeded, so reproducible)."""
-    import umap
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state", "no search index": both expected
-        reducer = umap.UMAP(
-            n_components=n_components,
-            n_neighbors=indices.shape[1],
-            min_dist=0.0,
-            metric="cosine",
-            random_state=random_state,
-            precomputed_knn=(indices, distances, None),
-            transform_mode="embedding",
-        )
-        return np.asarray(reducer.fit_transform(X), dtype=np.float32)
-
-
-def _hdbscan(points: np.ndarray, min_cluster_size: int, min_samples: int, selection: str) -> np.ndarray:
-    from sklearn.cluster import HDBSCAN
-
-    min_samples = min(min_samples, len(points) - 1)
-    return HDBSCAN(
-        min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection, copy=True
-    ).fit_predict(points)
 
 
 def _renumber_by_size(labels: np.ndarray) -> np.ndarray:
@@ -326,3 +290,7 @@ def _as_embeddings(embeddings: np.ndarray) -> np.ndarray:
         raise ValueError("embeddings contain NaN or infinite values")
     norms = np.linalg.norm(X, axis=1, keepdims=True)
     return X / np.maximum(norms, 1e-12)
+
+
+def _is_passthrough(stage: object) -> bool:
+    return isinstance(stage, str) and stage == PASSTHROUGH

@@ -27,11 +27,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from reason_classifier.atomic import write_bytes_atomically
-from reason_classifier.config_files import dotted, read_yaml, validate
-from reason_classifier.errors import ConfigError
-from reason_classifier.prototypes import NEW
-from reason_classifier.taxonomy import CATEGORIES, Taxonomy
+from ..atomic import write_bytes_atomically
+from ..config_files import dotted, read_yaml, validate
+from ..errors import ConfigError
+from ..taxonomy import CATEGORIES, Taxonomy
+from .prototypes import NEW
 
 REVIEW_FILE = "clusters.yaml"
 ASSIGNMENTS_FILE = "assignments.csv"

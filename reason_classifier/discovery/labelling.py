@@ -3,7 +3,7 @@
 Every answer of a mapped cluster (clustered or assigned to it) gets that cluster's category and
 sub-reason; merged clusters take the decision of the cluster they merge into; answers of dropped
 clusters, unassigned answers and rows discovery could not read are left out. The output is the
-training-data format `training.corpus.read_labelled` reads, `text,category,sub_reason,lang,source`,
+training-data format `reason_classifier.training.corpus.read_labelled` reads, `text,category,sub_reason,lang,source`,
 then `cluster` (the cluster the answer came from), `proposed_sub_reason` (set for clusters the
 reviewer marked `new`: their answers keep the category, with an empty sub_reason until the new
 sub-reason is added to the taxonomy) and the export's original columns, in the export's row order.
@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from reason_classifier.errors import InputError
-from reason_classifier.survey_files import SurveyFormat, detect_format, open_reader, open_writer
-from reason_classifier.taxonomy import Taxonomy
-
+from ..errors import InputError
+from ..survey_files import SurveyFormat, detect_format, open_reader, open_writer
+from ..taxonomy import Taxonomy
 from .review_file import ASSIGNMENTS_FILE, REVIEW_FILE, Decision, ReviewError, read_review_file, resolve_decisions
 
 LABEL_COLUMNS = ("text", "category", "sub_reason", "lang", "source", "cluster", "proposed_sub_reason")
