@@ -239,6 +239,7 @@ def worker(model: str, input_csv: str, output_csv: str, threads: int, chunk_rows
     """Load one model ("default", "fast" or a folder), tag one export, print one JSON line; nothing else runs in this
     process."""
     from reason_classifier.classifier import ReasonClassifier
+    from reason_classifier.progress import ProgressEvent
     from reason_classifier.tagging import tag_file
 
     started = time.perf_counter()
@@ -246,7 +247,8 @@ def worker(model: str, input_csv: str, output_csv: str, threads: int, chunk_rows
     load_seconds = time.perf_counter() - started
     rss_after_load = _peak_rss_mib()
 
-    def progress(done: int, _total: int | None) -> None:
+    def progress(event: ProgressEvent) -> None:
+        done = event.done
         if done % 20_000 < chunk_rows:
             elapsed = time.perf_counter() - started - load_seconds
             print(

@@ -1,16 +1,34 @@
-"""What the sub-commands share: the two consoles, the error exit, the progress bar, the text-column guess."""
+"""What the sub-commands share: the two consoles, the error exit, the progress bar, the answer column."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from reason_classifier.config import LIKELY_TEXT_COLUMNS
-from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.columns import guess_export_text_column
+from reason_classifier.progress import ProgressCallback, ProgressEvent
+from reason_classifier.survey_files import SurveyFormat
+
+TextColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--text-column",
+        "-c",
+        help=(
+            "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
+            "comment or text)."
+        ),
+    ),
+]
+"""The answer column of an export, for the commands that read one answer per row."""
+
 
 console = Console(stderr=True)
 output = Console()
@@ -21,19 +39,26 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def guess_text_column(columns: list[str], path: Path) -> str:
-    by_name = {c.strip().lower(): c for c in columns}
-    for name in LIKELY_TEXT_COLUMNS:
-        if name in by_name:
-            console.print(f"using column {by_name[name]!r} as the answer text (set --text-column to choose another)")
-            return by_name[name]
-    raise ReasonClassifierError(
-        f"{path}: which column holds the answers? Pass --text-column; the columns are: {', '.join(map(repr, columns))}"
-    )
+def answer_column(
+    text_column: str | None,
+    path: Path,
+    input_format: str | SurveyFormat | None,
+    encoding: str = "utf-8-sig",
+    sheet: str | None = None,
+) -> str:
+    """`--text-column` if given, else the library's guess from the export's header, said aloud so a wrong guess is
+    seen before the run."""
+    if text_column is not None:
+        return text_column
+    guessed = guess_export_text_column(path, input_format, encoding, sheet)
+    console.print(f"using column {guessed!r} as the answer text (set --text-column to choose another)")
+    return guessed
 
 
-def progress_bar(console: Console) -> Progress:
-    return Progress(
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressCallback]:
+    """A transient bar on stderr (nothing when stderr is not a terminal), fed by the library's progress events."""
+    with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
@@ -42,4 +67,10 @@ def progress_bar(console: Console) -> Progress:
         console=console,
         transient=True,
         disable=not console.is_terminal,
-    )
+    ) as progress:
+        task = progress.add_task(description, total=None)
+
+        def show(event: ProgressEvent) -> None:
+            progress.update(task, description=event.describe(), completed=event.done, total=event.total)
+
+        yield show

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
-from .common import console, fail, guess_text_column, output, progress_bar
+from .common import TextColumnOption, answer_column, fail, output, progress_bar
 
 
 def discover(
@@ -20,17 +20,7 @@ def discover(
     output_dir: Annotated[
         Path, typer.Option("-o", "--output", help="Folder for clusters.yaml, assignments.csv and report.html.")
     ],
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            "--text-column",
-            "-c",
-            help=(
-                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
-                "comment or text)."
-            ),
-        ),
-    ] = None,
+    text_column: TextColumnOption = None,
     encoder: Annotated[
         str | None,
         typer.Option(
@@ -68,7 +58,7 @@ def discover(
     from reason_classifier.discovery import ReasonDiscoverer
     from reason_classifier.discovery import discover as run_discovery
     from reason_classifier.discovery.encoding import DEFAULT_ENCODER
-    from reason_classifier.survey_files import detect_format, open_reader
+    from reason_classifier.survey_files import detect_format
 
     try:
         discoverer = ReasonDiscoverer(
@@ -79,11 +69,8 @@ def discover(
             new_below=new_below,
             seed=seed,
         )
-        if text_column is None:
-            with open_reader(input, detect_format(input, format), 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, input)
-        with progress_bar(console) as progress:
-            task = progress.add_task("reading", total=None)
+        text_column = answer_column(text_column, input, detect_format(input, format), encoding, sheet)
+        with progress_bar("reading") as on_progress:
             result = run_discovery(
                 input,
                 text_column,
@@ -92,9 +79,7 @@ def discover(
                 input_format=format,
                 encoding=encoding,
                 sheet=sheet,
-                on_progress=lambda stage, done, total: progress.update(
-                    task, description=stage, completed=done, total=total
-                ),
+                on_progress=on_progress,
             )
     except (ReasonClassifierError, ValueError) as error:
         raise fail(str(error)) from None

@@ -13,8 +13,9 @@ from reason_classifier.config import Settings
 from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.taxonomy import CATEGORIES
 
-from .common import console, fail, guess_text_column, output, progress_bar
+from .common import TextColumnOption, answer_column, console, fail, output, progress_bar
 from .discover import discover, label
+from .retention import retention
 from .trends import trends
 
 if TYPE_CHECKING:
@@ -45,17 +46,7 @@ def tag(
             "--engine ray a folder, one output per input file.",
         ),
     ] = None,
-    text_column: Annotated[
-        str | None,
-        typer.Option(
-            "--text-column",
-            "-c",
-            help=(
-                "Column holding the free-text answer (default: one named answer, response, reason, feedback, "
-                "comment or text)."
-            ),
-        ),
-    ] = None,
+    text_column: TextColumnOption = None,
     format: Annotated[
         str | None,
         typer.Option("--format", help="Input format when the extension does not say: csv, tsv, jsonl, parquet, excel."),
@@ -108,7 +99,7 @@ def tag(
 ) -> None:
     """Tag every answer of a survey export with a churn reason; every row is kept, in order."""
     from reason_classifier.classifier import ReasonClassifier
-    from reason_classifier.survey_files import detect_format, open_reader
+    from reason_classifier.survey_files import detect_format
     from reason_classifier.tagging import tag_file
 
     settings = Settings()
@@ -131,19 +122,10 @@ def tag(
     source = Path(input)
     try:
         fmt = detect_format(source, format)
-        if text_column is None:
-            with open_reader(source, fmt, 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, source)
+        text_column = answer_column(text_column, source, fmt, encoding, sheet)
         target = output_path or source.with_name(f"{source.stem}.tagged{source.suffix}")
-        classifier = ReasonClassifier.load(
-            model or settings.model,
-            threads=settings.threads,
-            max_chars=settings.max_chars,
-            detect_language=settings.detect_language,
-            encoder=encoder,
-        )
-        with progress_bar(console) as progress:
-            task = progress.add_task(f"tagging {source.name}", total=None)
+        classifier = ReasonClassifier.from_settings(settings, model=model, encoder=encoder)
+        with progress_bar(f"tagging {source.name}") as on_progress:
             summary = tag_file(
                 source,
                 target,
@@ -154,7 +136,7 @@ def tag(
                 encoding=encoding,
                 sheet=sheet,
                 chunk_rows=settings.chunk_rows,
-                on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                on_progress=on_progress,
                 bom=bom,
                 escape_formulas=escape_formulas,
             )
@@ -180,19 +162,15 @@ def _tag_on_ray(
     json_summary: bool,
 ) -> None:
     from reason_classifier.ray_tagging import RayTagOptions, find_sources, tag_on_ray
-    from reason_classifier.survey_files import detect_format, open_reader
 
     settings = Settings()
     if output_path is None:
         raise fail("--engine ray writes one output per input file: give the output folder with -o")
     try:
         sources = find_sources(input, format)
-        if text_column is None:
-            if "://" in sources[0]:
-                raise fail("--engine ray on remote files needs --text-column")
-            first = Path(sources[0])
-            with open_reader(first, detect_format(first, format), 1, encoding, sheet) as reader:
-                text_column = guess_text_column(reader.columns, first)
+        if text_column is None and "://" in sources[0]:
+            raise fail("--engine ray on remote files needs --text-column")
+        text_column = answer_column(text_column, Path(sources[0]), format, encoding, sheet)
         options = RayTagOptions(
             text_column=text_column,
             model=str(model or settings.model) if (model or settings.model) else None,
@@ -249,36 +227,16 @@ def train(
     ] = None,
 ) -> None:
     """Train a model folder from labelled answers, and measure it on answers it was not trained on."""
-    import yaml
-
-    from reason_classifier.taxonomy import Taxonomy
     from reason_classifier.training.config import TrainingConfig
-    from reason_classifier.training.corpus import default_taxonomy_path, read_labelled, split_heldout
-    from reason_classifier.training.train import train_evaluate_save
+    from reason_classifier.training.train import train_from_files
 
     try:
-        options = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
-        if base:
-            options["encoder"] = base
-        training_config = TrainingConfig.from_dict(options or {})
-        schema = Taxonomy.load(taxonomy or default_taxonomy_path())
-        labelled = read_labelled(data, schema)
-        if heldout:
-            test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
-        else:
-            labelled, test = split_heldout(labelled, seed=training_config.seed)
-            test_name = f"20% of {', '.join(map(str, data))} held out (seed {training_config.seed})"
-        with progress_bar(console) as progress:
-            task = progress.add_task("training", total=None)
-
-            def report(stage: str, step: int, total: int, loss: float | None) -> None:
-                suffix = f" · validation loss {loss:.3f}" if loss is not None else ""
-                progress.update(task, description=f"{stage}{suffix}", completed=step, total=total)
-
-            classifier, metrics = train_evaluate_save(
-                labelled, test, test_name, schema, output_path, training_config, on_progress=report
+        training_config = TrainingConfig.load(config, encoder=base)
+        with progress_bar("training") as on_progress:
+            classifier, metrics = train_from_files(
+                data, output_path, training_config, taxonomy=taxonomy, heldout=heldout, on_progress=on_progress
             )
-    except (ReasonClassifierError, ValueError, OSError) as error:
+    except (ReasonClassifierError, OSError) as error:
         raise fail(str(error)) from None
     output.print(f"model written to {output_path} (abstains below {classifier.abstain_below:.2f})")
     for result in metrics.values():
@@ -305,7 +263,7 @@ def evaluate(
     from reason_classifier.training.report import write_report
 
     try:
-        classifier = ReasonClassifier.load(model if model in ("default", "fast") else Path(model))
+        classifier = ReasonClassifier.from_settings(model=model)
         labelled = read_labelled(data, classifier.taxonomy)
         result = evaluate_model(classifier, labelled, ", ".join(map(str, data)))
         paths = write_report(result, output_dir, classifier.config.name) if output_dir else {}
@@ -339,11 +297,8 @@ def classify(
 
     from reason_classifier.classifier import ReasonClassifier
 
-    settings = Settings()
     try:
-        classifier = ReasonClassifier.load(
-            model or settings.model, threads=settings.threads, max_chars=settings.max_chars
-        )
+        classifier = ReasonClassifier.from_settings(model=model)
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
     for prediction in classifier.predict(texts):
@@ -375,7 +330,7 @@ def serve(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="YAML file of service settings (see the README's Service section)."),
+        typer.Option("--config", help="YAML file of service settings (see docs/service.md)."),
     ] = None,
 ) -> None:
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
@@ -415,6 +370,7 @@ def serve(
 app.command()(discover)
 app.command()(label)
 app.command()(trends)
+app.command()(retention)
 
 
 if __name__ == "__main__":

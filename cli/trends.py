@@ -176,11 +176,9 @@ def trends(
 
 def _emerging(report, model: Path | None):
     from reason_classifier.classifier import ReasonClassifier
-    from reason_classifier.config import Settings
     from reason_classifier.trends.emerging import find_emerging_reasons
 
-    settings = Settings()
-    classifier = ReasonClassifier.load(model or settings.model, threads=settings.threads)
+    classifier = ReasonClassifier.from_settings(model=model)
     last = report.document.periods[-1]
     return find_emerging_reasons(
         report.latest_answers, classifier, period=last.period, answers_in_period=report.latest_answers_total

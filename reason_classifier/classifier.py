@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from .answers import DEFAULT_MAX_CHARS, check_answer
 from .char_ngrams import CharNgrams
+from .config import Settings
 from .encoders import Encoder, load_encoder
 from .errors import ModelFolderError, ReasonClassifierError
 from .heads import LinearHead
@@ -148,6 +149,23 @@ class ReasonClassifier:
             char_ngrams=files.char_ngrams,
             transformer=transformer,
             transformer_weight=weight,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings | None = None, *, model: str | Path | None = None, encoder: str | Path | None = None
+    ) -> ReasonClassifier:
+        """The classifier the run-time settings describe (`Settings()`, i.e. the environment, when None): every
+        command and the service load their model through here, so a `REASON_CLASSIFIER_*` setting means the same
+        everywhere. `model` (a command's --model) takes the place of `settings.model` when given; `encoder` is
+        `load`'s."""
+        settings = settings or Settings()
+        return cls.load(
+            settings.model if model is None else model,
+            threads=settings.threads,
+            max_chars=settings.max_chars,
+            detect_language=settings.detect_language,
+            encoder=encoder,
         )
 
     def save(self, path: str | Path, metrics: dict | None = None, card: str = "") -> Path:

@@ -12,18 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .answers import DEFAULT_MAX_CHARS
 
 DEFAULT_CHUNK_ROWS = 2048
-LIKELY_TEXT_COLUMNS = (
-    "answer",
-    "response",
-    "reason",
-    "cancellation_reason",
-    "feedback",
-    "comment",
-    "comments",
-    "text",
-    "why",
-)
-"""Column names (any case) taken as the answer text of an export when none is named, in this order."""
 
 
 class Settings(BaseSettings):

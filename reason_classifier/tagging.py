@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 from .atomic import terminate_cleanly
 from .classifier import ReasonClassifier
 from .errors import InputError
+from .progress import ProgressCallback, ProgressEvent
 from .survey_files import (
     DEFAULT_CHUNK_ROWS,
     Chunk,
@@ -119,14 +119,14 @@ def tag_file(
     encoding: str = "utf-8-sig",
     sheet: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    on_progress: ProgressCallback | None = None,
     bom: bool | None = None,
     escape_formulas: bool = False,
 ) -> TagSummary:
     """Tag a whole export chunk by chunk into `output_path`, which appears only once it is complete.
 
-    Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress(rows_done,
-    total_rows_or_None)` is called after each chunk. For CSV/TSV output, `bom` writes a UTF-8
+    Memory is bounded by `chunk_rows`, not by the size of the file. `on_progress` hears of the rows done
+    (of the total, when the format knows it) after each chunk. For CSV/TSV output, `bom` writes a UTF-8
     byte-order mark (None: when the input had one, or was an .xlsx, since such output is usually
     opened in Excel, which needs the mark to read UTF-8); `escape_formulas` prefixes cells that a
     spreadsheet would run as formulas with `'`. SIGTERM removes the unfinished output like an error.
@@ -166,7 +166,7 @@ def _tag_chunks(
     writer: SurveyWriter,
     classifier: ReasonClassifier,
     text_column: str,
-    on_progress: Callable[[int, int | None], None] | None,
+    on_progress: ProgressCallback | None,
 ) -> TagSummary:
     input_path = reader.path
     summary = TagSummary(output=writer.path)
@@ -176,7 +176,7 @@ def _tag_chunks(
             write_tagged(writer, tagged)
             summary.add(tagged)
             if on_progress:
-                on_progress(summary.rows, reader.total_rows)
+                on_progress(ProgressEvent(f"tagging {Path(input_path).name}", summary.rows, reader.total_rows))
     return summary
 
 

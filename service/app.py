@@ -1,8 +1,8 @@
 """The FastAPI app: `create_app(settings)` puts the service's state on the app and includes the routers.
 
-The routers are module-level (classify.py, trends.py, operations.py) and get what they need through the
-dependencies of dependencies.py; the state (state.py) loads the model in the background when the app
-starts. Every `/v1` route needs an API key when keys are configured.
+The routers are module-level (classify.py, trends.py, retention.py, outcomes.py, alerts.py, operations.py)
+and get what they need through the dependencies of dependencies.py; the state (state.py) loads the model
+in the background when the app starts. Every `/v1` route needs an API key when keys are configured.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.security import APIKeyHeader
 
 from reason_classifier.classifier import ReasonClassifier
 
-from . import classify, operations, trends
+from . import alerts, classify, operations, outcomes, retention, trends
 from .dependencies import require_key
 from .errors import install_error_handlers
 from .middleware import RequestContext
@@ -69,7 +69,7 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
     api_key = APIKeyHeader(
         name=settings.api_key_header, auto_error=False, description="One of the configured API keys."
     )
-    for router in (classify.router, trends.router):
+    for router in (classify.router, trends.router, retention.router, outcomes.router, alerts.router):
         app.include_router(router, dependencies=[Security(api_key), Depends(require_key)], responses=ERROR_RESPONSES)
     app.include_router(operations.router)
     if settings.cors_origins:

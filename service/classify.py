@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 
 from reason_classifier.answers import check_answer
 from reason_classifier.classifier import Prediction
+from reason_classifier.webhooks import Alert, OfferRef, alert_id
 
 from .body import OffLoopJsonRoute
 from .dependencies import BatchSizeChecked, ReadyState
@@ -121,8 +124,15 @@ async def _predict(state: ServiceState, items: list[ClassifyRequest]) -> list[Pr
 def _answer(state: ServiceState, request: ClassifyRequest, prediction: Prediction) -> ClassifyResponse:
     """The answer to one item: the prediction, the offer and alert the offers file decides, the actionability."""
     assert state.classifier is not None and state.offer_book is not None
+    language = request.language or prediction.language
     decision = state.offer_book.decide(
-        prediction.category, prediction.sub_reason, prediction.abstained, request.plan, request.mrr
+        prediction.category,
+        prediction.sub_reason,
+        prediction.abstained,
+        request.plan,
+        request.mrr,
+        customer_id=request.customer_id,
+        language=language,
     )
     state.metrics.predictions.labels(prediction.category).inc()
     actionability = None
@@ -146,8 +156,14 @@ def _answer(state: ServiceState, request: ClassifyRequest, prediction: Predictio
         sub_reason_confidence=prediction.sub_reason_confidence,
         scores=prediction.scores,
         abstained=prediction.abstained,
-        language=request.language or prediction.language,
-        offer=OfferOut(id=decision.offer_id, kind=decision.offer.kind, message=decision.offer.message),
+        language=language,
+        offer=OfferOut(
+            id=decision.offer_id,
+            kind=decision.offer.kind,
+            message=decision.message,
+            experiment=decision.experiment,
+            variant=decision.variant,
+        ),
         alert=alert,
         actionability=actionability,
         model_version=state.classifier.version,
@@ -161,10 +177,15 @@ async def _store(state: ServiceState, requests: list[ClassifyRequest], answers: 
     if state.store is None:
         return
     created = now()
+    rows = []
+    for item, (request, answer) in enumerate(zip(requests, answers, strict=True)):
+        row = stored_row(request, answer, item, created)
+        alert = _webhook_alert(state, request, answer, item, created)
+        if alert is not None:
+            row["alerts"] = [alert]  # written to the outbox in the answer's transaction
+        rows.append(row)
     try:
-        ticket = state.store.add(
-            [stored_row(r, a, i, created) for i, (r, a) in enumerate(zip(requests, answers, strict=True))]
-        )
+        ticket = state.store.add(rows)
     except StoreUnavailable as error:
         state.metrics.store_refused.inc()
         log.error("request %s: %s", request_id_var.get(), error)
@@ -184,3 +205,32 @@ async def _store(state: ServiceState, requests: list[ClassifyRequest], answers: 
             "store_unavailable",
             "the answer is not stored yet; retry later with the same X-Request-ID (it will not be stored twice)",
         )
+
+
+def _webhook_alert(
+    state: ServiceState, request: ClassifyRequest, answer: ClassifyResponse, item: int, created: datetime
+) -> dict[str, Any] | None:
+    """The webhook alert of one answer, as JSON for the store's outbox, when its team has a webhook."""
+    team = answer.alert.team if answer.alert is not None else None
+    destination = state.settings.webhooks.get(team) if team is not None else None
+    if team is None or destination is None:
+        return None
+    alert = Alert(
+        id=alert_id(answer.request_id, item, team),
+        created_at=created,
+        team=team,
+        request_id=answer.request_id,
+        item=item,
+        customer_id=request.customer_id,
+        plan=request.plan,
+        mrr=request.mrr,
+        category=answer.category,
+        sub_reason=answer.sub_reason,
+        confidence=answer.confidence,
+        language=answer.language,
+        offer=OfferRef(id=answer.offer.id, kind=answer.offer.kind.value),
+        experiment=answer.offer.experiment,
+        variant=answer.offer.variant,
+        text=request.text if destination.include_text else None,
+    )
+    return alert.model_dump(mode="json")

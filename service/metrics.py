@@ -7,11 +7,17 @@ whole service's numbers, whichever connection scrapes them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from reason_classifier.webhooks.outbox import Outbox
+
     from .store import AnswerStore
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -79,6 +85,13 @@ class Metrics:
             "Answers this process wrote to the database.",
             registry=self.registry,
         )
+        self.alert_attempts = Counter(
+            "reason_classifier_alert_attempts",
+            "Webhook deliveries tried by this process, by result: delivered, retry (timeout, connection, 5xx) "
+            "or refused (the receiver will not take it).",
+            ["result"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "reason_classifier_model_ready", "1 once the model is loaded and warmed.", registry=self.registry
         )
@@ -88,5 +101,34 @@ class Metrics:
         self.store_pending.set_function(lambda: store.pending_rows)
         self.store_written.set_function(lambda: store.written_rows)
 
+    def track_outbox(self, outbox: Outbox) -> None:
+        self.registry.register(_AlertStates(outbox))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _AlertStates(Collector):
+    """`reason_classifier_alerts{state}` from the outbox (every replica's alerts), read at most once a second;
+    while the database cannot be read, the last numbers read."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self._read_at = float("-inf")
+        self._counts: dict[str, int] = {"pending": 0, "retrying": 0, "delivered": 0, "dead": 0}
+
+    def collect(self) -> Iterator[Any]:
+        if time.monotonic() - self._read_at >= 1.0:
+            try:
+                self._counts = self.outbox.counts()
+                self._read_at = time.monotonic()
+            except Exception:  # the database is away; /metrics must still answer
+                pass
+        family = GaugeMetricFamily(
+            "reason_classifier_alerts",
+            "Alerts in the store's outbox by state: pending (not tried yet), retrying, delivered, dead.",
+            labels=["state"],
+        )
+        for state, count in self._counts.items():
+            family.add_metric([state], count)
+        yield family

@@ -76,7 +76,11 @@ class BatchRequest(BaseModel):
 class OfferOut(BaseModel):
     id: str
     kind: OfferKind
-    message: str
+    message: str = Field(description="In the answer's language where the offer has one, else the default language.")
+    experiment: str | None = Field(default=None, description="The A/B experiment that chose this offer, if any.")
+    variant: str | None = Field(
+        default=None, description="The customer's variant of `experiment` (the same each time for a customer)."
+    )
 
 
 class AlertOut(BaseModel):
@@ -127,7 +131,7 @@ _STORED_ANSWER = {
 def stored_row(request: ClassifyRequest, answer: ClassifyResponse, item: int, created_at: datetime) -> dict[str, Any]:
     """The `classified_answers` row of one answer (answer_store_schema.py): what the caller sent, as sent
     (its language hint as `language_given`), and what the service answered, with the offer's id and the
-    alerted team; `item` is the answer's place in its request."""
+    alerted team, the offer's kind and its experiment's variant; `item` is the answer's place in its request."""
     return {
         "created_at": created_at,
         "request_id": answer.request_id,
@@ -136,6 +140,9 @@ def stored_row(request: ClassifyRequest, answer: ClassifyResponse, item: int, cr
         "language_given": request.language,
         **answer.model_dump(include=_STORED_ANSWER),
         "offer_id": answer.offer.id,
+        "offer_kind": answer.offer.kind.value,
+        "experiment": answer.offer.experiment,
+        "variant": answer.offer.variant,
         "alert_team": answer.alert.team if answer.alert is not None else None,
     }
 

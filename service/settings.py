@@ -13,13 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reason_classifier.config import Settings as LibrarySettings
 from reason_classifier.config_files import YamlDocument, read_yaml
 from reason_classifier.errors import ConfigError
 from reason_classifier.resources import package_path
+from reason_classifier.webhooks import RetryPolicy, WebhookDestination
 
 ENV_PREFIX = "REASON_CLASSIFIER_SERVICE_"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
@@ -52,7 +53,11 @@ class ServiceSettings(BaseSettings):
     allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
     trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never);
     trends_metadata_keys: keys of the stored metadata `/v1/trends` may segment by (`by=metadata.KEY`),
-    besides plan, language and bands of mrr; never a key that identifies a customer.
+    besides plan, language and bands of mrr; never a key that identifies a customer;
+    webhooks: team -> {url, secret, format (json or slack), include_text}: where that team's alerts are
+    delivered, signed (needs `store`: alerts wait in its outbox; a team without one gets none);
+    webhook_retry: {timeout_seconds, first_delay_seconds, max_delay_seconds, give_up_after_seconds} of
+    deliveries (docs/retention.md).
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
@@ -80,6 +85,8 @@ class ServiceSettings(BaseSettings):
     log_level: str = "info"
     trends_cache_seconds: float = Field(default=60.0, ge=0)
     trends_metadata_keys: list[str] = Field(default_factory=lambda: ["contract"])
+    webhooks: dict[str, WebhookDestination] = Field(default_factory=dict)
+    webhook_retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
     @field_validator("log_level")
     @classmethod
@@ -95,6 +102,12 @@ class ServiceSettings(BaseSettings):
         if any(not key.strip() for key in value):
             raise ValueError("an API key must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _webhooks_need_a_store(self) -> ServiceSettings:
+        if self.webhooks and not self.store:
+            raise ValueError("webhooks: alerts are delivered from the store's outbox; set `store` too")
+        return self
 
     @classmethod
     def settings_customise_sources(

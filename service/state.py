@@ -13,6 +13,10 @@ import asyncio
 import logging
 
 from reason_classifier.classifier import Prediction, ReasonClassifier
+from reason_classifier.errors import ConfigError
+from reason_classifier.taxonomy import Taxonomy
+from reason_classifier.webhooks.dispatcher import Dispatcher
+from reason_classifier.webhooks.outbox import Outbox
 
 from .cache import SharedAnswers
 from .metrics import Metrics
@@ -42,7 +46,11 @@ class ServiceState:
         self.classifier = classifier
         self.offer_book: OfferBook | None = None
         self.store: AnswerStore | None = None
+        self.outbox: Outbox | None = None
+        """The store's alert outbox, once the store is open and webhooks are configured."""
+        self.dispatcher: Dispatcher | None = None
         self.trends = SharedAnswers(settings.trends_cache_seconds)
+        self.retention = SharedAnswers(settings.trends_cache_seconds)
         self.predictor = Predictor(
             self._predict,
             max_batch=settings.max_predict_batch,
@@ -83,6 +91,8 @@ class ServiceState:
         if self._loading is not None and not self._loading.done():
             self._loading.cancel()
         await self.predictor.stop()
+        if self.dispatcher is not None:
+            await asyncio.to_thread(self.dispatcher.stop)
         if self.store is not None:
             await asyncio.to_thread(self.store.close, self.settings.store_drain_seconds)
 
@@ -95,14 +105,9 @@ class ServiceState:
             if self.classifier is None:
                 library = self.library
                 log.info("loading model %s", library.model or "(shipped default)")
-                self.classifier = await asyncio.to_thread(
-                    ReasonClassifier.load,
-                    library.model,
-                    threads=library.threads,
-                    max_chars=library.max_chars,
-                    detect_language=library.detect_language,
-                )
+                self.classifier = await asyncio.to_thread(ReasonClassifier.from_settings, library)
             self.offer_book = OfferBook(self.offers_config, self.classifier.taxonomy)
+            self._check_webhook_teams(self.classifier.taxonomy)
             await self.predictor.predict(list(WARM_UP_ANSWERS), timeout=120)
             if self.settings.store:
                 await self._open_store()
@@ -139,6 +144,8 @@ class ServiceState:
                 delay = min(delay * 2, settings.store_retry_max_seconds)
                 continue
             self.store_problem = None
+            if settings.webhooks and self.dispatcher is None:
+                self._start_dispatcher(self.store)
             log.info(
                 "storing classified answers in %s (%s), through the spool %s",
                 self.store.description,
@@ -146,3 +153,28 @@ class ServiceState:
                 self.store.spool.folder,
             )
             return
+
+    def _start_dispatcher(self, store: AnswerStore) -> None:
+        """Deliver the outbox's alerts in the background: what an earlier process left, then each new one."""
+        metrics = self.metrics
+        self.outbox = Outbox(store.engine)
+        self.dispatcher = Dispatcher(
+            self.outbox,
+            self.settings.webhooks,
+            self.settings.webhook_retry,
+            on_attempt=lambda attempt, status: metrics.alert_attempts.labels(attempt.result.value).inc(),
+        ).start()
+        store.on_alerts = self.dispatcher.wake
+        metrics.track_outbox(self.outbox)
+        log.info("delivering alerts to the webhooks of %s", ", ".join(sorted(self.settings.webhooks)))
+
+    def _check_webhook_teams(self, taxonomy: Taxonomy) -> None:
+        """Refuse a webhook for a team nothing alerts: a typo would leave the real team without alerts."""
+        teams = {s.owner for c in taxonomy.categories.values() for s in c.sub_reasons.values()}
+        teams |= {rule.team for rule in self.offers_config.rules if rule.team}
+        for team in self.settings.webhooks:
+            if team not in teams:
+                raise ConfigError(
+                    f"webhooks.{team}: no rule or taxonomy owner alerts team {team!r}; "
+                    f"the teams alerted are {', '.join(sorted(teams))}"
+                )

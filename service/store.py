@@ -36,8 +36,9 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from reason_classifier.answer_store_schema import REQUEST_ITEM, classified_answers, metadata
+from reason_classifier.answer_store_schema import REQUEST_ITEM, classified_answers, create_tables
 from reason_classifier.database import database_url
+from reason_classifier.webhooks.outbox import insert_alerts
 
 from .spool import REJECTED, Segment, Spool, SpoolError, decode
 from .text import clean
@@ -64,7 +65,7 @@ def prepare_schema(engine: Engine) -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        metadata.create_all(connection)
+        create_tables(connection)
         if _has_index(connection, str(REQUEST_ITEM.name)):
             return
         removed = connection.execute(
@@ -152,6 +153,8 @@ class AnswerStore:
         self.spool = Spool(spool or default_spool(store))
         self.retry_max_seconds = retry_max_seconds
         self._on_rejected = on_rejected or (lambda rows: None)
+        self.on_alerts: Callable[[], None] = lambda: None
+        """Called after alerts were written to the outbox (with their answers): the dispatcher's wake-up."""
         self.up: bool | None = None
         self.problem: str | None = None
         self.written_rows = 0
@@ -365,17 +368,24 @@ class AnswerStore:
             prepare_schema(self.engine)
 
     def _insert(self, rows: list[dict[str, Any]], dedupe: bool) -> None:
+        """The answers and their alerts (a row's `alerts`) in one transaction: an alert is in the outbox
+        exactly when its answer is stored."""
         if not rows:
             return
         skipping = _insert_skipping_stored(self.dialect)
+        alerts: list[dict[str, Any]] = []
         with self.engine.begin() as connection:
-            if skipping is not None:
-                connection.execute(skipping, rows)
-                return
-            if dedupe:
+            if skipping is None and dedupe:
                 rows = _not_stored_yet(connection, rows)
             if rows:
-                connection.execute(classified_answers.insert(), rows)
+                answers = [{k: v for k, v in row.items() if k != "alerts"} for row in rows]
+                connection.execute(skipping if skipping is not None else classified_answers.insert(), answers)
+                # an answer stored before had its alert stored with it: insert_alerts skips an alert id it has
+                alerts = [alert for row in rows for alert in row.get("alerts") or ()]
+                if alerts:
+                    insert_alerts(connection, alerts)
+        if alerts:
+            self.on_alerts()
 
     def _writable(self) -> bool:
         try:

@@ -44,7 +44,7 @@ def allowed_segments(metadata_keys: list[str]) -> list[str]:
     return [*SEGMENT_COLUMNS, *(f"{c}:EDGES" for c in BANDED_COLUMNS), *(f"metadata.{k}" for k in metadata_keys)]
 
 
-def _check_segment(text: str, metadata_keys: list[str]) -> None:
+def check_segment(text: str, metadata_keys: list[str]) -> None:
     """Refuse a segment outside the allow-list (the message quotes only what the caller sent)."""
     try:
         segment = Segment.parse(text)
@@ -121,7 +121,7 @@ async def trends(
     if not settings.store:
         raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so it has no trends")
     for segment in by:
-        _check_segment(segment, settings.trends_metadata_keys)
+        check_segment(segment, settings.trends_metadata_keys)
     if weight and weight not in WEIGHTS:
         raise ApiError(
             422,

@@ -1,15 +1,17 @@
 """A fixed set of requests to the service and its answers, to show a refactoring changed no response.
 
 `record(classifier, folder)` runs the app on the real model with an SQLite store and an API key, sends
-the requests below (classify, batch, taxonomy, health, readiness, trends, and errors of each kind) and
-returns every status, content type and body exactly as sent, with request ids and stored times
-replaced by placeholders, followed by the rows the store kept. `tests/service_responses.json` holds
+the requests below (classify, batch, taxonomy, health, readiness, trends, outcomes, retention, alerts,
+and errors of each kind) and returns every status, content type and body exactly as sent, with request
+ids and the times outcomes were recorded replaced by placeholders, followed by the rows the store kept
+(answers and outcomes). `tests/service_responses.json` holds
 the record of the shipped model; `python tests/service_responses.py` writes it again.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -69,6 +71,35 @@ ERRORS: list[tuple[str, str, dict[str, Any]]] = [
     ("get", "/v1/classify", {}),
     ("get", "/v1/nothing", {}),
 ]
+OUTCOMES = [
+    {"customer_id": "c-12", "outcome": "accepted", "mrr_kept": 60},
+    {"customer_id": "c-12", "outcome": "accepted", "mrr_kept": 60},
+    {"customer_id": "c-12", "outcome": "cancelled"},
+    {"customer_id": "c-7", "outcome": "declined"},
+    {"customer_id": "c-20", "outcome": "paused"},
+    {"customer_id": "c-11", "outcome": "downgraded", "mrr_kept": 400.5},
+    {"customer_id": "c-404", "outcome": "accepted"},
+    {"request_id": "no-such-request", "outcome": "accepted"},
+    {"outcome": "accepted"},
+    {"customer_id": "c-9", "outcome": "won"},
+    {"customer_id": "c-9", "outcome": "accepted", "mrr_kept": -1},
+]
+RETENTION = [
+    {},
+    {"period": "quarter", "by": ["plan"]},
+    {"by": ["metadata.contract", "mrr:50,200"], "horizon_months": 6},
+    {"period": "week", "since": "2026-02-01", "until": "2026-03-31", "timezone": "Europe/Warsaw"},
+    {"by": ["customer_id"]},
+    {"horizon_months": 0},
+    {"timezone": "Mars/Olympus"},
+]
+ALERTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("get", "/v1/alerts/dead", {}),
+    ("post", "/v1/alerts/replay", {"json": {}}),
+    ("post", "/v1/alerts/replay", {"json": {"unknown": 1}}),
+]
+OUTCOME_TIME = "2026-03-30 12:00:00.000000"
+RECORDED_AT = re.compile(r'"recorded_at":"[^"]*"')
 TIMES = [f"2026-0{month}-{day:02d}T10:00:00+00:00" for month in (1, 2, 3) for day in (3, 9, 17, 28)]
 
 
@@ -107,13 +138,27 @@ def record(classifier: ReasonClassifier, folder: Path) -> dict[str, Any]:
                 )
         for params in TRENDS:
             send("get", "/v1/trends", params=params)
+        for outcome in OUTCOMES:
+            send("post", "/v1/outcomes", json=outcome)
+        responses.append(_recorded("post", "/v1/outcomes", {}, client.post("/v1/outcomes", json=OUTCOMES[0])))
+        with sqlite3.connect(database) as connection:  # a fixed time: the report must not depend on today
+            connection.execute("UPDATE offer_outcomes SET created_at = ?", (OUTCOME_TIME,))
+        for params in RETENTION:
+            send("get", "/v1/retention", params=params)
+        for method, path, kwargs in ALERTS:
+            send(method, path, **dict(kwargs))
     with sqlite3.connect(database) as connection:
         connection.row_factory = sqlite3.Row
         rows = [dict(row) for row in connection.execute("SELECT * FROM classified_answers ORDER BY id")]
+        outcomes = [dict(row) for row in connection.execute("SELECT * FROM offer_outcomes ORDER BY id")]
     request_ids = {row["request_id"] for row in rows}
-    for row in rows:
+    for row in [*rows, *outcomes]:
         row["request_id"] = "<request id>" if row["request_id"] in request_ids else row["request_id"]
-    result = {"model_version": classifier.version, "responses": responses, "stored": rows}
+    for response in responses:  # an outcome's answer is named by its (random) request id
+        for request_id in request_ids:
+            response["body"] = response["body"].replace(request_id, "<request id>")
+        response["body"] = RECORDED_AT.sub('"recorded_at":"<time>"', response["body"])
+    result = {"model_version": classifier.version, "responses": responses, "stored": rows, "outcomes": outcomes}
     return json.loads(json.dumps(result).replace(str(folder), "<folder>"))
 
 

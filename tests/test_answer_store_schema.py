@@ -23,7 +23,13 @@ ANSWER = {
     "scores": {"product": 0.01, "pricing": 0.97, "support": 0.01, "market": 0.005, "other": 0.005},
     "abstained": False,
     "language": "en",
-    "offer": {"id": "fix_payment", "kind": "none", "message": "Update your card."},
+    "offer": {
+        "id": "fix_payment",
+        "kind": "fix_payment",
+        "message": "Update your card.",
+        "experiment": "payment_nudge",
+        "variant": "email",
+    },
     "alert": {"team": "billing", "category": "pricing", "sub_reason": "payment_failed"}
     | {"customer_id": "c-1", "plan": "pro", "mrr": 49.0},
     "actionability": {"voluntary": False, "influenceable": True},
@@ -56,6 +62,9 @@ def test_a_stored_row_has_every_column_of_the_table_from_the_request_and_the_res
         "abstained": False,
         "language": "en",
         "offer_id": "fix_payment",
+        "offer_kind": "fix_payment",
+        "experiment": "payment_nudge",
+        "variant": "email",
         "alert_team": "billing",
         "model_version": "m@1",
     }
@@ -65,6 +74,11 @@ def test_a_stored_row_has_every_column_of_the_table_from_the_request_and_the_res
     [written] = store.rows()
     store.close()
     assert written["scores"] == ANSWER["scores"] and written["offer_id"] == "fix_payment"
+    assert (written["offer_kind"], written["experiment"], written["variant"]) == (
+        "fix_payment",
+        "payment_nudge",
+        "email",
+    )
     source = open_source(tmp_path / "answers.db")
     try:
         assert source.columns == [c.name for c in classified_answers.columns]

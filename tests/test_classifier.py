@@ -130,3 +130,14 @@ def test_broken_config_and_missing_folder(model_copy, tmp_path):
         ReasonClassifier.load(model_copy)
     with pytest.raises(ModelFolderError, match="does not exist"):
         ReasonClassifier.load(tmp_path / "nowhere")
+
+
+def test_from_settings_reads_the_environment_and_a_named_model_takes_the_place_of_its_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("REASON_CLASSIFIER_MAX_CHARS", "40")
+    monkeypatch.setenv("REASON_CLASSIFIER_DETECT_LANGUAGE", "false")
+    monkeypatch.setenv("REASON_CLASSIFIER_MODEL", str(tmp_path / "missing"))
+    classifier = ReasonClassifier.from_settings(model="fast")
+    assert classifier.max_chars == 40 and classifier.language_detector is None and classifier.transformer is None
+    assert classifier.predict(["x" * 41])[0].error == "answer too long (41 characters, limit 40)"
+    with pytest.raises(ModelFolderError, match="missing"):
+        ReasonClassifier.from_settings()

@@ -17,3 +17,4 @@ def test_responses_and_stored_rows_are_those_recorded(classifier, tmp_path):
     for got, expected in zip(result["responses"], recorded["responses"], strict=True):
         assert got == expected
     assert result["stored"] == recorded["stored"]
+    assert result["outcomes"] == recorded["outcomes"]

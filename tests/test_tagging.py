@@ -13,6 +13,7 @@ import pytest
 
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import InputError
+from reason_classifier.progress import ProgressEvent
 from reason_classifier.survey_files import SurveyFormat
 from reason_classifier.tagging import TAG_COLUMNS, tag_file, tag_table
 
@@ -253,3 +254,11 @@ def test_table_tagger_is_the_same_pure_function_for_distributed_engines(classifi
     expected = tag_table(frame, classifier, "answer")
     pd.testing.assert_frame_equal(tagger(frame), expected)
     pd.testing.assert_frame_equal(frame, survey_frame(12))  # the input is not modified
+
+
+def test_progress_is_one_event_per_chunk_with_the_total_when_the_format_knows_it(tmp_path, classifier):
+    source = tmp_path / "export.parquet"
+    write_frame(survey_frame(23), source, SurveyFormat.PARQUET)
+    events: list[ProgressEvent] = []
+    tag_file(source, tmp_path / "out.parquet", classifier, "answer", chunk_rows=10, on_progress=events.append)
+    assert events == [ProgressEvent("tagging export.parquet", done, 23) for done in (10, 20, 23)]

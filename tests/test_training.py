@@ -222,3 +222,21 @@ def test_a_copy_is_fitted_only_in_the_folds_that_fit_its_original():
         originals, copies = rows[rows < len(answers)], rows[rows >= len(answers)] - len(answers)
         assert sorted(copies) == [i for i, row in enumerate(copied_from) if row in originals]
     assert sorted(np.concatenate([rows[rows < len(answers)] for rows in seen])) == list(range(len(answers)))
+
+
+def test_training_config_file_with_overrides_and_its_mistakes_named_with_file_and_line(tmp_path):
+    from reason_classifier.errors import ConfigError
+
+    good = tmp_path / "train.yaml"
+    good.write_text("folds: 3\nseed: 7\n", encoding="utf-8")
+    config = TrainingConfig.load(good, encoder="all-MiniLM-L6-v2", seed=None)
+    assert (config.folds, config.seed, config.encoder) == (3, 7, "all-MiniLM-L6-v2")
+    assert TrainingConfig.load() == TrainingConfig()
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("folds: 3\nfold: 2\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown\.yaml, line 2: fold: unknown training option"):
+        TrainingConfig.load(unknown)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"folds": 1}', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.json: folds must be at least 2"):
+        TrainingConfig.load(bad)

@@ -107,8 +107,8 @@ def head_stage(work: Path, config: TrainingConfig, threads: int) -> None:
         config,
         name=DEFAULT_NAME,
         threads=threads,
-        on_progress=lambda stage, step, total, loss: print(
-            f"head {stage} {step}/{total} {loss} {time.monotonic() - started:.0f}s", flush=True
+        on_progress=lambda event: print(
+            f"head {event.stage} {event.done}/{event.total} {event.loss} {time.monotonic() - started:.0f}s", flush=True
         ),
     )
     classifier.save(work / HEAD_WORK)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from reason_classifier.config_files import read_yaml
 from reason_classifier.encoders import USE_MULTILINGUAL
+from reason_classifier.errors import ConfigError
 
 
 @dataclass
@@ -75,3 +78,25 @@ class TrainingConfig:
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> TrainingConfig:
+        """The options of a YAML or JSON file (the defaults without one), with the `overrides` that are not None on
+        top (a command's --base). A wrong option is a `ConfigError` naming the file, and the line for an unknown
+        one."""
+        document = (
+            read_yaml(path, what="training config", expected="a mapping of option names to values", empty=True)
+            if path is not None
+            else None
+        )
+        from_file = dict(document.data) if document else {}
+        known = {f.name for f in fields(cls)}
+        for key in from_file:
+            if key not in known and document is not None:
+                raise ConfigError(
+                    f"{document.where((key,))}: {key}: unknown training option; known: {', '.join(sorted(known))}"
+                )
+        try:
+            return cls.from_dict({**from_file, **{k: v for k, v in overrides.items() if v is not None}})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{document.source if document else 'training options'}: {error}") from None

@@ -26,19 +26,17 @@ from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead
 from reason_classifier.language import default_detector
 from reason_classifier.model_folder import ModelConfig
+from reason_classifier.progress import ProgressCallback, ProgressEvent
 from reason_classifier.taxonomy import ABSTAIN_CATEGORY, CATEGORIES, Taxonomy
 
 from .calibration import category_probabilities, expected_calibration_error, fit_temperature
 from .config import TrainingConfig
-from .corpus import LabelledSet, taxonomy_examples
+from .corpus import LabelledSet, default_taxonomy_path, read_labelled, split_heldout, taxonomy_examples
 from .evaluate import evaluate
 from .finetune_use import TorchUSE, fine_tune
 from .model_card import model_card
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
-
-Progress = Callable[[str, int, int, "float | None"], None]
-"""on_progress(stage, step, total_steps, validation_loss_or_None), called as training advances."""
 
 
 def fit_head(
@@ -78,7 +76,7 @@ def cross_validated_logits(
     sub_reasons: Sequence[str],
     taxonomy: Taxonomy,
     config: TrainingConfig,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
     copied_from: np.ndarray | None = None,
 ) -> np.ndarray:
     """Out-of-fold head scores for every training row: what the model says about answers it has not seen.
@@ -101,7 +99,8 @@ def cross_validated_logits(
         logits[test_rows] = head.logits(embeddings[test_rows])
         if on_progress:
             probabilities = head.predict_proba(embeddings[test_rows])[np.arange(len(test_rows)), truth[test_rows]]
-            on_progress("cross-validation", fold, n_folds, float(-np.log(np.clip(probabilities, 1e-12, None)).mean()))
+            loss = float(-np.log(np.clip(probabilities, 1e-12, None)).mean())
+            on_progress(ProgressEvent("cross-validation", fold, n_folds, loss))
     return logits
 
 
@@ -174,7 +173,7 @@ def train(
     config: TrainingConfig | None = None,
     name: str = "reason-classifier",
     threads: int = 2,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[ReasonClassifier, dict]:
     """A classifier fitted on `data` (plus the taxonomy's seed examples if configured), and what was learnt about it."""
     classifier, summary, _ = train_with_out_of_fold(data, taxonomy, config, name, threads, on_progress)
@@ -187,7 +186,7 @@ def train_with_out_of_fold(
     config: TrainingConfig | None = None,
     name: str = "reason-classifier",
     threads: int = 2,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[ReasonClassifier, dict, np.ndarray]:
     """As `train`, and the head's out-of-fold sub-reason logits for every row of `data` (seeds included, in order),
     from which a second model's weight beside this one can be chosen honestly."""
@@ -218,7 +217,7 @@ def train_with_out_of_fold(
         return embeddings if ngrams is None else sp.hstack([sp.csr_matrix(embeddings), ngrams], format="csr")
 
     fine_tuning = config.fine_tune_epochs > 0 and config.encoder == USE_MULTILINGUAL
-    report = on_progress or (lambda *_: None)
+    report = on_progress or (lambda event: None)
     if fine_tuning:
         classes = np.array([taxonomy.sub_reason_names.index(s) for s in sub_reasons])
 
@@ -233,7 +232,7 @@ def train_with_out_of_fold(
                 seed=config.seed,
                 threads=threads,
                 on_epoch=lambda epoch, total, loss: report(
-                    f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss
+                    ProgressEvent(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss)
                 ),
             )
 
@@ -247,7 +246,7 @@ def train_with_out_of_fold(
         head_input = features(encoder.encode(texts))  # from the stored weights, exactly as they will be served
     else:
         encoder = load_encoder(config.encoder, threads=threads)
-        report(f"encoding {len(texts)} answers", 0, 1, None)
+        report(ProgressEvent(f"encoding {len(texts)} answers", 0, 1))
         head_input = features(encoder.encode(texts))
         logits = cross_validated_logits(
             lambda rows: head_input, fitted_sub_reasons, taxonomy, config, on_progress, copied_from
@@ -256,7 +255,7 @@ def train_with_out_of_fold(
     head = fit_head(head_input, fitted_sub_reasons, taxonomy.sub_reason_names, config).with_temperature(
         calibration["temperature"]
     )
-    report("final fit", 1, 1, None)
+    report(ProgressEvent("final fit", 1, 1))
     abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
@@ -294,7 +293,7 @@ def train_evaluate_save(
     output: Path,
     config: TrainingConfig | None = None,
     name: str | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[ReasonClassifier, dict]:
     """Train on `data`, measure on `heldout` (never trained on), write the model folder with its metrics and card."""
     name = name or output.name
@@ -306,6 +305,29 @@ def train_evaluate_save(
         card=model_card(name, classifier.encoder.name, classifier.abstain_below, summary, metrics),
     )
     return classifier, metrics
+
+
+def train_from_files(
+    data: Sequence[str | Path],
+    output: str | Path,
+    config: TrainingConfig | None = None,
+    *,
+    taxonomy: str | Path | None = None,
+    heldout: Sequence[str | Path] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> tuple[ReasonClassifier, dict]:
+    """Train a model folder from labelled CSV files (or folders of them) and measure it on answers it was not
+    trained on: the `heldout` files, or else 20% of `data` set aside before training (seeded by `config.seed`), so
+    that a model always comes with an honest score. `taxonomy` defaults to labels/taxonomy.yaml."""
+    config = config or TrainingConfig()
+    schema = Taxonomy.load(taxonomy or default_taxonomy_path())
+    labelled = read_labelled(data, schema)
+    if heldout:
+        test, test_name = read_labelled(heldout, schema), ", ".join(map(str, heldout))
+    else:
+        labelled, test = split_heldout(labelled, seed=config.seed)
+        test_name = f"20% of {', '.join(map(str, data))} held out (seed {config.seed})"
+    return train_evaluate_save(labelled, test, test_name, schema, Path(output), config, on_progress=on_progress)
 
 
 def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import ProgressCallback, ProgressEvent
 from ..taxonomy import Taxonomy, default_taxonomy_path
 from .clustering import UNASSIGNED, AnswerClusterer
-from .encoding import DEFAULT_ENCODER, ENCODE_BATCH, NEW_BELOW, Progress, as_encoder, distinct, embed, encoder_name
+from .encoding import DEFAULT_ENCODER, ENCODE_BATCH, NEW_BELOW, as_encoder, distinct, embed, encoder_name
 from .keywords import ClusterKeywords
 from .prototypes import DEFAULT_NEW_BELOW, Proposal, TaxonomyPrototypes
 
@@ -154,12 +155,12 @@ class ReasonDiscoverer:
     # -- the scikit-learn contract -------------------------------------------------------------
 
     def fit(
-        self, texts: Sequence[str], embeddings: np.ndarray | None = None, on_progress: Progress | None = None
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None, on_progress: ProgressCallback | None = None
     ) -> ReasonDiscoverer:
         """Discover the clusters of `texts`; `embeddings` (one row per text) skips the encoder."""
         self._check_parameters()
         texts = _as_texts(texts)
-        report = on_progress or (lambda stage, done, total: None)
+        report = on_progress or (lambda event: None)
         self.timings_: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -187,7 +188,7 @@ class ReasonDiscoverer:
         )
         lap("embed")
 
-        report("clustering", 0, 1)
+        report(ProgressEvent("clustering", 0, 1))
         self.clusterer_ = AnswerClusterer(
             min_cluster_size=self.min_cluster_size,
             max_sample=self.max_sample,
@@ -199,7 +200,7 @@ class ReasonDiscoverer:
         labels = self.clusterer_.fit_predict(embeddings)
         lap("cluster")
 
-        report("describing clusters", 0, 1)
+        report(ProgressEvent("describing clusters", 0, 1))
         languages = [""] * len(texts)
         if self.detect_languages:
             from ..language import default_detector
@@ -242,7 +243,7 @@ class ReasonDiscoverer:
         return self
 
     def fit_transform(
-        self, texts: Sequence[str], embeddings: np.ndarray | None = None, on_progress: Progress | None = None
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None, on_progress: ProgressCallback | None = None
     ) -> Discovery:
         return self.fit(texts, embeddings, on_progress).discovery_
 

@@ -8,12 +8,13 @@ on the answers being discovered and then transforms them and the taxonomy's seed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..encoders import USE_MULTILINGUAL, Encoder, load_encoder
+from ..progress import ProgressCallback, ProgressEvent
 
 DEFAULT_ENCODER = "default"
 """The shipped model's encoder: USE multilingual with its dense layers fine-tuned on labels/train. Measured in
@@ -29,9 +30,6 @@ default encoder keeps 85-100 % of known reasons and flags 85-87 % of removed one
 threshold (0.45: 65-85 % kept, 38-59 % flagged)."""
 
 ENCODE_BATCH = 1024
-
-Progress = Callable[[str, int, int], None]
-"""on_progress(stage, done, total): a long step's progress, for a progress bar."""
 
 
 def resolve_encoder(spec: str) -> str:
@@ -94,7 +92,7 @@ def embed(
     encoder: Encoder | TransformerEncoder,
     texts: Sequence[str],
     batch_size: int = ENCODE_BATCH,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """(len(texts), dimension) float32 embeddings, encoded in batches (a scikit-learn transformer is fitted first)."""
     if isinstance(encoder, TransformerEncoder):
@@ -106,7 +104,7 @@ def embed(
             vectors = np.zeros((len(texts), batch.shape[1]), dtype=np.float32)
         vectors[start : start + batch_size] = batch
         if on_progress:
-            on_progress("embedding answers", min(start + batch_size, len(texts)), len(texts))
+            on_progress(ProgressEvent("embedding answers", min(start + batch_size, len(texts)), len(texts)))
     if vectors is None:
         return np.zeros((0, int(getattr(encoder, "dimension", 0) or 0)), dtype=np.float32)
     return vectors

@@ -24,10 +24,10 @@ import pandas as pd
 
 from ..answers import DEFAULT_MAX_CHARS, check_answer
 from ..errors import InputError
+from ..progress import ProgressCallback, ProgressEvent
 from ..survey_files import SurveyFormat, detect_format, open_reader, open_writer
 from .clustering import ASSIGNED, CLUSTERED, NOT_ASSIGNED
 from .discoverer import Discovery, ReasonDiscoverer
-from .encoding import Progress
 from .report import write_discovery_report
 from .review_file import ASSIGNMENTS_FILE, REPORT_FILE, ClusterEntry, Proposed, ReviewFile, UnassignedEntry
 
@@ -94,14 +94,14 @@ def discover(
     input_format: str | None = None,
     encoding: str = "utf-8-sig",
     sheet: str | None = None,
-    on_progress: Progress | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> DiscoveryResult:
     """Discover the reasons in every answer of the export (`discoverer`, default: `ReasonDiscoverer()`); write the
     review file, the assignments and the report (at most `map_points` answers on its map). Answers longer than
     `max_chars` are flagged, not clustered."""
     discoverer = discoverer or ReasonDiscoverer()
     input_path, folder = Path(input_path), Path(output_dir)
-    report = on_progress or (lambda stage, done, total: None)
+    report = on_progress or (lambda event: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -133,13 +133,13 @@ def discover(
     review = _review_file(discovery, discoverer, input_path, text_column, n)
     lap("describe")
 
-    report("writing", 0, 1)
+    report(ProgressEvent("writing", 0, 1))
     folder.mkdir(parents=True, exist_ok=True)
     files = {"review": review.write(folder)}
     files["assignments"] = _write_assignments(folder / ASSIGNMENTS_FILE, table, rows, discovery, errors)
     lap("write")
 
-    report("drawing the map", 0, 1)
+    report(ProgressEvent("drawing the map", 0, 1))
     files["report"] = write_discovery_report(
         folder / REPORT_FILE,
         review,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import LIKELY_TEXT_COLUMNS
+from ..columns import LIKELY_TEXT_COLUMNS, guess_column
 from ..errors import InputError, SourceUnreadable
 from ..taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
@@ -185,30 +185,29 @@ def compute_trends(
 def resolve_columns(src: TrendSource, options: TrendOptions) -> Columns:
     """The columns to use, named by the options or guessed; a missing one is an error listing the columns."""
     available = src.columns
-    by_lower = {c.strip().lower(): c for c in available}
     listing = ", ".join(map(repr, available)) or "(none)"
-
-    def guess(candidates: tuple[str, ...]) -> str | None:
-        return next((by_lower[c] for c in candidates if c in by_lower), None)
-
     if "category" not in available:
         raise InputError(
             f"{src}: no column 'category': is this a tagged export? Run `reason-classifier tag` first; "
             f"the columns are: {listing}"
         )
-    date_column = options.date_column or (STORE_DEFAULTS["date"] if src.store else guess(DATE_COLUMNS))
+    date_column = options.date_column or (
+        STORE_DEFAULTS["date"] if src.store else guess_column(available, DATE_COLUMNS)
+    )
     if date_column is None:
         raise InputError(
             f"{src}: which column holds the cancellation date? Name it (--date-column); the columns are: {listing}"
         )
     src.require(date_column, "the date")
     if options.weight == AUTO:
-        weight = STORE_DEFAULTS["weight"] if src.store else by_lower.get("mrr")
+        weight = STORE_DEFAULTS["weight"] if src.store else guess_column(available, ("mrr",))
     else:
         weight = options.weight
         if weight:
             src.require(weight, "the weight")
-    text = options.text_column or (STORE_DEFAULTS["text"] if src.store else guess(LIKELY_TEXT_COLUMNS))
+    text = options.text_column or (
+        STORE_DEFAULTS["text"] if src.store else guess_column(available, LIKELY_TEXT_COLUMNS)
+    )
     if options.text_column:
         src.require(options.text_column, "the answer text")
     for segment in options.by:

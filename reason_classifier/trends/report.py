@@ -9,8 +9,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from ..atomic import write_bytes_atomically
 from ..taxonomy import CATEGORIES
@@ -25,6 +28,9 @@ CATEGORY_COLOURS = {
     "other": "#9D9D9D",
 }
 CSV_COLUMNS = list(TrendRow.model_fields)
+RETENTION_FOLDER = "retention"
+"""Where the trends report looks for the retention report of the same answers (`retention SOURCE -o
+TRENDS_DIR/retention`), to link to it."""
 
 
 def write_trends(report: TrendReport, output_dir: str | Path) -> dict[str, Path]:
@@ -33,26 +39,29 @@ def write_trends(report: TrendReport, output_dir: str | Path) -> dict[str, Path]
     folder.mkdir(parents=True, exist_ok=True)
     document = report.document
     paths = {"csv": folder / "trends.csv", "json": folder / "trends.json", "html": folder / "report.html"}
-    write_bytes_atomically(paths["csv"], trends_csv(document).encode("utf-8"))
+    write_bytes_atomically(paths["csv"], rows_csv(document.rows, CSV_COLUMNS).encode("utf-8"))
     write_bytes_atomically(paths["json"], document.model_dump_json(indent=1).encode("utf-8"))
-    write_bytes_atomically(paths["html"], render_html(document).encode("utf-8"))
+    retention = RETENTION_FOLDER + "/report.html" if (folder / RETENTION_FOLDER / "report.html").is_file() else None
+    write_bytes_atomically(paths["html"], render_html(document, retention).encode("utf-8"))
     return paths
 
 
-def trends_csv(document: TrendsDocument) -> str:
+def rows_csv(rows: Iterable[BaseModel], columns: Sequence[str]) -> str:
+    """A report's rows as CSV, missing values as empty cells; shared by the trends and retention reports."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in document.rows:
+    writer.writerow(columns)
+    for row in rows:
         values = row.model_dump(mode="json")
-        writer.writerow(["" if values[c] is None else values[c] for c in CSV_COLUMNS])
+        writer.writerow(["" if values[c] is None else values[c] for c in columns])
     return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- HTML
 
 
-def render_html(document: TrendsDocument) -> str:
+def render_html(document: TrendsDocument, retention_report: str | None = None) -> str:
+    """The page; `retention_report` is a link to the retention report of the same answers, if there is one."""
     import plotly.graph_objects as go
     from plotly.offline import get_plotlyjs
 
@@ -160,7 +169,7 @@ def render_html(document: TrendsDocument) -> str:
         for name, figure in figures
     }
 
-    body = [_header(document)]
+    body = [_header(document, retention_report)]
     body.append(_section("Category shares over time", charts["shares"]))
     body.append(
         _section(
@@ -198,7 +207,7 @@ def render_html(document: TrendsDocument) -> str:
     )
 
 
-def _header(document: TrendsDocument) -> str:
+def _header(document: TrendsDocument, retention_report: str | None = None) -> str:
     s = document.summary
     periods = document.periods
     span = f"{periods[0].period} to {periods[-1].period}" if periods else "no periods"
@@ -217,7 +226,14 @@ def _header(document: TrendsDocument) -> str:
     items = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in document.notes)
     return (
-        f"<header><h1>Churn reason trends</h1><p class=hint>generated {generated}</p><dl class=facts>{items}</dl>"
+        f"<header><h1>Churn reason trends</h1><p class=hint>generated {generated}"
+        + (
+            f" · <a class=retention-link href='{html.escape(retention_report)}'>retention: what the save offers "
+            "kept</a>"
+            if retention_report
+            else ""
+        )
+        + f"</p><dl class=facts>{items}</dl>"
         + (f"<ul class=notes>{notes}</ul>" if notes else "")
         + "</header>"
     )

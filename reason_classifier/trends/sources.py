@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -31,6 +31,9 @@ import pandas as pd
 from ..database import database_url
 from ..errors import InputError, SourceNotFound, SourceUnreadable
 from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +254,9 @@ class ExcelSource(ChunkedSource):
 
 
 class StoreSource(ChunkedSource):
-    """The classify service's `classified_answers` table (answer_store_schema.py), in SQLite (a file path) or
-    PostgreSQL (a URL). Its columns are those of the table that the database has (an older store may lack one).
+    """The classify service's `classified_answers` table (or another of its tables: `table`), both defined in
+    answer_store_schema.py, in SQLite (a file path) or PostgreSQL (a URL). Its columns are those of the table
+    that the database has (an older store may lack one).
 
     Segments may also be keys of the stored `metadata`, named `metadata.KEY`. The database extracts
     them; when it cannot (a lone surrogate such as `\\ud800` stored by an older version: SQLite's
@@ -263,12 +267,13 @@ class StoreSource(ChunkedSource):
     store = True
     _tolerant = False
 
-    def __init__(self, store: str) -> None:
+    def __init__(self, store: str, table: Table | None = None) -> None:
         from sqlalchemy import create_engine, inspect
 
         from ..answer_store_schema import classified_answers
 
         url = database_url(store)
+        self.table = table if table is not None else classified_answers
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
             from sqlalchemy.engine import make_url
@@ -279,16 +284,15 @@ class StoreSource(ChunkedSource):
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
-            if not inspector.has_table(classified_answers.name):
-                raise InputError(
-                    f"{self.description}: no table {classified_answers.name!r}; is this the classify service's store?"
-                )
-            present = {c["name"] for c in inspector.get_columns(classified_answers.name)}
+            name = self.table.name
+            if not inspector.has_table(name):
+                raise InputError(f"{self.description}: no table {name!r}; is this the classify service's store?")
+            present = {c["name"] for c in inspector.get_columns(name)}
         except InputError:
             raise
         except Exception as error:
             raise SourceUnreadable(f"{self.description}: cannot open the store: {_first_line(error)}") from None
-        self._columns = [c.name for c in classified_answers.columns if c.name in present]
+        self._columns = [c.name for c in self.table.columns if c.name in present]
 
     @property
     def columns(self) -> list[str]:
@@ -335,11 +339,11 @@ class StoreSource(ChunkedSource):
         from sqlalchemy import Date, and_, case, cast, func, literal, literal_column, not_, select
         from sqlalchemy.exc import DBAPIError
 
-        from ..answer_store_schema import classified_answers as stored
         from .options import Segment
 
         if self.engine.dialect.name != "postgresql" or self._tolerant:
             return None
+        stored = self.table
         summed_weight = grouping.weight is not None and _is_number(stored, grouping.weight)
         by_value = list(grouping.columns)
         if grouping.weight is not None and not summed_weight:
@@ -414,8 +418,7 @@ class StoreSource(ChunkedSource):
     def _chunks(self, columns: list[str], window: tuple[datetime, datetime] | None = None) -> Iterator[pd.DataFrame]:
         from sqlalchemy import Text, cast, select
 
-        from ..answer_store_schema import classified_answers as stored
-
+        stored = self.table
         selected, kinds = [stored.c["id"].label(ROW)], {}
         if self._tolerant:
             selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))

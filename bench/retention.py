@@ -1,0 +1,297 @@
+"""Time and peak memory of the retention report, against plain pandas; alert delivery's throughput.
+
+    python bench/retention.py                    # 1,000,000 answers
+    python bench/retention.py --rows 50000       # quick check
+
+The data is generated deterministically from `--seed`: a year of classified answers (the store's
+columns: time, request id, customer, plan and MRR, reason, offer and its kind, and two experiments,
+one with a holdout), one customer in ten answering twice, and outcomes for 60 % of the answers
+(accepted, paused, downgraded, declined, cancelled at rates that depend on the offer), some with
+the MRR kept, written as Parquet exports.
+
+Each engine runs in its own worker process, so its peak RSS (VmHWM) is its own:
+- `duckdb`: `compute_retention` as the CLI runs it (monthly, by plan), then `write_retention`
+  (retention.csv, retention.json, report.html) timed apart;
+- `pandas`: the plain way: read both files, merge outcomes on request id, count per month the
+  answers, offers shown, accepts and saved MRR of the saves (without later-loss checks, intervals,
+  experiments or report), the peer a team would write by hand;
+- `dispatcher`: `--alerts` alerts in an SQLite outbox delivered to a receiver on 127.0.0.1 by the
+  service's dispatcher (4 delivery threads), alerts per second.
+duckdb and pandas must agree on answers, offers shown and accepts per month.
+
+Results: a table on the terminal and JSON in bench/results/retention.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPOSITORY = BENCH.parent
+DEFAULT_OUTPUT = BENCH / "results" / "retention.json"
+TARGET_SECONDS_1M = 30.0
+
+PLANS = (
+    ("starter", 0.45, 19, 29),
+    ("pro", 0.35, 49, 99),
+    ("business", 0.17, 199, 499),
+    ("enterprise", 0.03, 1500, 6000),
+)
+REASONS = (
+    ("pricing", "too_expensive", "downgrade", None, 0.25),
+    ("pricing", "price_increase", None, "price_increase_offer", 0.12),
+    ("product", "too_complex", None, "onboarding_test", 0.15),
+    ("support", "slow_response", "senior_support", None, 0.18),
+    ("market", "budget_cuts", "pause", None, 0.15),
+    ("other", "unclear", "none", None, 0.15),
+)
+EXPERIMENTS = {
+    "price_increase_offer": (
+        ("discount", "discount_20", 0.45),
+        ("downgrade", "downgrade", 0.45),
+        ("holdout", "none", 0.1),
+    ),
+    "onboarding_test": (("call", "onboarding", 0.5), ("video", "onboarding_video", 0.5)),
+}
+ACCEPT = {"downgrade": 0.22, "discount_20": 0.30, "senior_support": 0.15, "pause": 0.35, "onboarding": 0.20,
+          "onboarding_video": 0.17, "none": 0.0}  # fmt: skip
+
+
+def generate(folder: Path, rows: int, seed: int) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    start = datetime(2025, 7, 1, tzinfo=UTC).timestamp()
+    seconds = rng.uniform(0, 365 * 86400, rows)
+    customers = rng.integers(0, int(rows * 0.9), rows)
+    plan_index = rng.choice(len(PLANS), rows, p=[p[1] for p in PLANS])
+    low = np.array([p[2] for p in PLANS])[plan_index]
+    high = np.array([p[3] for p in PLANS])[plan_index]
+    mrr = np.round(rng.uniform(low, high), 2)
+    reason_index = rng.choice(len(REASONS), rows, p=[r[4] for r in REASONS])
+    offers = np.empty(rows, dtype=object)
+    experiments = np.full(rows, None, dtype=object)
+    variants = np.full(rows, None, dtype=object)
+    for i, (_, _, offer, experiment, _) in enumerate(REASONS):
+        mask = reason_index == i
+        if experiment is None:
+            offers[mask] = offer
+            continue
+        arms = EXPERIMENTS[experiment]
+        pick = rng.choice(len(arms), int(mask.sum()), p=[a[2] for a in arms])
+        offers[mask] = np.array([a[1] for a in arms], dtype=object)[pick]
+        experiments[mask] = experiment
+        variants[mask] = np.array([a[0] for a in arms], dtype=object)[pick]
+    answers = pd.DataFrame(
+        {
+            "created_at": pd.to_datetime(start + seconds, unit="s", utc=True),
+            "request_id": [f"r{i:08d}" for i in range(rows)],
+            "item": 0,
+            "customer_id": [f"c{c:08d}" for c in customers],
+            "plan": np.array([p[0] for p in PLANS], dtype=object)[plan_index],
+            "mrr": mrr,
+            "category": np.array([r[0] for r in REASONS], dtype=object)[reason_index],
+            "sub_reason": np.array([r[1] for r in REASONS], dtype=object)[reason_index],
+            "offer_id": offers,
+            "offer_kind": np.where(offers == "none", "none", "other"),
+            "experiment": experiments,
+            "variant": variants,
+        }
+    )
+    reported = rng.random(rows) < 0.6
+    accept = rng.random(rows) < np.array([ACCEPT[o] for o in offers])
+    other = rng.choice(["paused", "downgraded", "declined", "cancelled"], rows, p=[0.05, 0.05, 0.3, 0.6])
+    outcome = np.where(accept, "accepted", other)
+    kept = np.where(rng.random(rows) < 0.3, np.round(mrr * 0.8, 2), np.nan)
+    outcomes = pd.DataFrame(
+        {
+            "request_id": answers["request_id"][reported].to_numpy(),
+            "outcome": outcome[reported],
+            "mrr_kept": kept[reported],
+            "reported_at": answers["created_at"][reported].to_numpy(),
+        }
+    )
+    answers.to_parquet(folder / "answers.parquet", index=False)
+    outcomes.to_parquet(folder / "outcomes.parquet", index=False)
+    return {"answers": rows, "outcomes": int(reported.sum()), "customers": int(len(np.unique(customers)))}
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_duckdb(folder: Path) -> dict:
+    from reason_classifier.retention import RetentionOptions, compute_retention, open_sources
+    from reason_classifier.retention.report import write_retention
+
+    started = time.perf_counter()
+    sources = open_sources(folder / "answers.parquet", folder / "outcomes.parquet")
+    document = compute_retention(sources, RetentionOptions(by=("plan",)))
+    computed = time.perf_counter() - started
+    write_started = time.perf_counter()
+    write_retention(document, folder / "report")
+    written = time.perf_counter() - write_started
+    months = {
+        r.period: (r.answers, r.offers_shown, r.accepted)
+        for r in document.rows
+        if r.segment == "all" and r.level == "all" and r.period != "all"
+    }
+    return {
+        "seconds": round(computed, 3),
+        "write_seconds": round(written, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "saved_mrr": round(document.summary.saved_mrr, 2),
+        "deflections": document.summary.deflections,
+        "months": months,
+    }
+
+
+def run_pandas(folder: Path) -> dict:
+    import pandas as pd
+
+    started = time.perf_counter()
+    answers = pd.read_parquet(
+        folder / "answers.parquet", columns=["created_at", "request_id", "mrr", "offer_id", "offer_kind"]
+    )
+    outcomes = pd.read_parquet(folder / "outcomes.parquet", columns=["request_id", "outcome", "mrr_kept"])
+    merged = answers.merge(outcomes, on="request_id", how="left")
+    merged["month"] = merged["created_at"].dt.strftime("%Y-%m")
+    merged["shown"] = merged["offer_id"].notna() & (merged["offer_id"] != "none") & (merged["offer_kind"] != "none")
+    merged["accepted"] = merged["shown"] & (merged["outcome"] == "accepted")
+    merged["saved"] = merged["outcome"].isin(["accepted", "paused", "downgraded"])
+    merged["saved_mrr"] = merged["mrr_kept"].fillna(merged["mrr"]).where(merged["saved"], 0.0)
+    grouped = merged.groupby("month").agg(
+        answers=("request_id", "size"),
+        shown=("shown", "sum"),
+        accepted=("accepted", "sum"),
+        saved_mrr=("saved_mrr", "sum"),
+    )
+    seconds = time.perf_counter() - started
+    months = {m: (int(r.answers), int(r.shown), int(r.accepted)) for m, r in grouped.iterrows()}
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(_peak_rss_mb(), 1), "months": months}
+
+
+def run_dispatcher(folder: Path, alerts: int) -> dict:
+    sys.path.insert(0, str(REPOSITORY))
+    from sqlalchemy import create_engine, insert
+
+    from reason_classifier.answer_store_schema import alert_outbox, create_tables
+    from reason_classifier.webhooks import Alert, RetryPolicy, WebhookDestination, alert_id
+    from reason_classifier.webhooks.dispatcher import Dispatcher
+    from reason_classifier.webhooks.outbox import Outbox, outbox_row
+    from tests.webhook_receiver import Receiver
+
+    secret = "whsec_bench_secret_0000"
+    engine = create_engine(f"sqlite:///{folder / 'outbox.db'}")
+    create_tables(engine)
+    now = datetime.now(UTC)
+    rows = [
+        outbox_row(
+            Alert(id=alert_id(f"r{i}", 0, "support"), created_at=now, team="support", request_id=f"r{i}",
+                  customer_id=f"c{i}", plan="pro", mrr=49.0, category="support", sub_reason="slow_response")
+        )
+        for i in range(alerts)
+    ]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(alert_outbox), rows)
+    receiver = Receiver(secret).start()
+    outbox = Outbox(engine)
+    dispatcher = Dispatcher(outbox, {"support": WebhookDestination(url=receiver.url, secret=secret)}, RetryPolicy())
+    started = time.perf_counter()
+    dispatcher.start()
+    while outbox.counts()["delivered"] < alerts:
+        time.sleep(0.01)
+    seconds = time.perf_counter() - started
+    dispatcher.stop()
+    receiver.stop()
+    assert len(set(receiver.keys())) == alerts
+    return {"alerts": alerts, "seconds": round(seconds, 3), "alerts_per_second": round(alerts / seconds, 1)}
+
+
+def worker(engine: str, folder: Path, alerts: int) -> None:
+    result = (
+        run_duckdb(folder)
+        if engine == "duckdb"
+        else run_pandas(folder)
+        if engine == "pandas"
+        else run_dispatcher(folder, alerts)
+    )
+    print(json.dumps(result))
+
+
+def in_process(engine: str, folder: Path, alerts: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", engine, "--folder", str(folder), "--alerts", str(alerts)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--worker")
+    parser.add_argument("--folder", type=Path)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.folder, args.alerts)
+        return
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        data = generate(folder, args.rows, args.seed)
+        results = {engine: in_process(engine, folder, args.alerts) for engine in ("duckdb", "pandas", "dispatcher")}
+    duck, plain = results["duckdb"], results["pandas"]
+    agree = {m: tuple(v) for m, v in duck["months"].items()} == {m: tuple(v) for m, v in plain["months"].items()}
+    if not agree:
+        raise SystemExit("duckdb and pandas disagree on answers, offers shown or accepts per month")
+    for engine in ("duckdb", "pandas"):
+        results[engine].pop("months")
+    print(f"{args.rows:,} answers, {data['outcomes']:,} outcomes (load {load_before:.1f} before the run)")
+    print(f"{'engine':<12}{'seconds':>10}{'peak RSS MB':>14}")
+    for engine in ("duckdb", "pandas"):
+        print(f"{engine:<12}{results[engine]['seconds']:>10.2f}{results[engine]['peak_rss_mb']:>14.0f}")
+    print(f"report files written in {duck['write_seconds']:.2f} s; target for 1M rows: {TARGET_SECONDS_1M:.0f} s")
+    d = results["dispatcher"]
+    print(f"dispatcher: {d['alerts']:,} alerts in {d['seconds']:.2f} s, {d['alerts_per_second']:.0f} alerts/s")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "seed": args.seed,
+                "data": data,
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "load_before": round(load_before, 2),
+                "target_seconds_1m": TARGET_SECONDS_1M,
+                "results": results,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
