@@ -21,6 +21,7 @@ from reason_classifier.classifier import ReasonClassifier
 
 from . import alerts, classify, operations, outcomes, retention, trends
 from .dependencies import require_key
+from .docs import install_docs
 from .errors import install_error_handlers
 from .middleware import RequestContext
 from .models import ErrorResponse
@@ -60,6 +61,8 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
         version="1",
         summary="Classifies a cancellation answer into a churn reason, with the save offer and the team to alert.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: docs.py serves /docs offline
+        redoc_url=None,
         # json.dumps, as the answers were always written (pydantic's own JSON writes 1e-05 as 0.00001).
         default_response_class=JSONResponse,
     )
@@ -72,6 +75,7 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
     for router in (classify.router, trends.router, retention.router, outcomes.router, alerts.router):
         app.include_router(router, dependencies=[Security(api_key), Depends(require_key)], responses=ERROR_RESPONSES)
     app.include_router(operations.router)
+    install_docs(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,5 +84,10 @@ def create_app(settings: ServiceSettings | None = None, classifier: ReasonClassi
             allow_headers=["content-type", settings.api_key_header, "x-request-id"],
             expose_headers=["x-request-id"],
         )
-    app.add_middleware(RequestContext, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContext,
+        metrics=state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )
     return app
