@@ -336,8 +336,6 @@ def serve(
     """Run the HTTP classify service (FastAPI under uvicorn); settings come from the environment and --config."""
     import os
 
-    import uvicorn
-
     from reason_classifier.service.settings import CONFIG_FILE_VARIABLE, ENV_PREFIX, ServiceSettings
 
     # Workers are separate processes that build their settings from the environment, so pass the options there.
@@ -356,15 +354,9 @@ def serve(
         OffersConfig.load(settings.offers)
     except ReasonClassifierError as error:
         raise fail(str(error)) from None
-    uvicorn.run(
-        "reason_classifier.service.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=1,
-        log_level=settings.log_level,
-        access_log=False,  # the service logs each request itself, without answer text
-    )
+    from reason_classifier.service.server import run
+
+    run(settings, host, port)
 
 
 app.command()(discover)

@@ -57,6 +57,11 @@ classified_answers = Table(
 """One row per classified answer: what the caller sent (`language_given` is the caller's hint), what the
 model answered, the offer shown and the team alerted; `(request_id, item)` names the answer in its request."""
 
+REQUEST_ITEM = Index(
+    "classified_answers_request_item", classified_answers.c.request_id, classified_answers.c.item, unique=True
+)
+"""One row per request id and item: what makes a replay or a retry store nothing twice."""
+
 offer_outcomes = Table(
     "offer_outcomes",
     metadata,

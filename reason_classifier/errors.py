@@ -25,5 +25,13 @@ class EncoderError(ReasonClassifierError):
     """An encoder cannot be found or loaded from the given name or path."""
 
 
+class SourceNotFound(InputError):
+    """The export or the store file named does not exist (nothing was written there yet)."""
+
+
+class SourceUnreadable(InputError):
+    """The export or the store exists but cannot be opened or its rows read (malformed, or a database refusing)."""
+
+
 class OutputError(ReasonClassifierError):
     """An output cannot be written (folder not writable, disk full); nothing is left under the output's name."""

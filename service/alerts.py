@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from reason_classifier.webhooks.outbox import Outbox
+
+from .body import OffLoopJsonRoute
+from .dependencies import StateDep
 from .errors import ApiError
+from .state import ServiceState
 
-if TYPE_CHECKING:
-    from reason_classifier.webhooks.outbox import Outbox
-
-    from .app import ServiceState
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=OffLoopJsonRoute)
 
 
 class DeadAlert(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     alert_id: str
     team: str
     request_id: str
@@ -50,31 +54,28 @@ class ReplayResponse(BaseModel):
 
 
 def _outbox(state: ServiceState) -> Outbox:
+    """The store's alert outbox; 404 when no webhooks are configured (there are no alerts then). Checked in the
+    route, after the request was validated: a malformed request is a 422 whatever the settings."""
     if state.outbox is None:
         raise ApiError(404, "no_webhooks", "no webhooks are configured (setting `webhooks`), so there are no alerts")
     return state.outbox
 
 
-def alerts_router(state: ServiceState) -> APIRouter:
-    router = APIRouter(prefix="/alerts", tags=["alerts"])
+@router.get("/dead")
+async def dead(
+    state: StateDep,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> DeadAlerts:
+    """The dead alerts, oldest first."""
+    letters = await asyncio.to_thread(_outbox(state).dead, limit, team)
+    return DeadAlerts(alerts=[DeadAlert.model_validate(letter) for letter in letters])
 
-    @router.get("/dead", response_model=DeadAlerts)
-    async def dead(
-        team: Annotated[str | None, Query(max_length=64)] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    ) -> DeadAlerts:
-        """The dead alerts, oldest first."""
-        outbox = _outbox(state)
-        letters = await asyncio.to_thread(outbox.dead, limit, team)
-        return DeadAlerts(alerts=[DeadAlert(**letter.__dict__) for letter in letters])
 
-    @router.post("/replay", response_model=ReplayResponse)
-    async def replay(body: ReplayRequest) -> ReplayResponse:
-        """Send dead alerts again (those named, a team's, or all), each with a fresh retry horizon."""
-        outbox = _outbox(state)
-        count = await asyncio.to_thread(outbox.replay, body.alert_ids, body.team)
-        if state.dispatcher is not None:
-            state.dispatcher.wake()
-        return ReplayResponse(replayed=count)
-
-    return router
+@router.post("/replay")
+async def replay(body: ReplayRequest, state: StateDep) -> ReplayResponse:
+    """Send dead alerts again (those named, a team's, or all), each with a fresh retry horizon."""
+    count = await asyncio.to_thread(_outbox(state).replay, body.alert_ids, body.team)
+    if state.dispatcher is not None:
+        state.dispatcher.wake()
+    return ReplayResponse(replayed=count)

@@ -49,6 +49,15 @@ def error_body(code: str, message: str, field: str | None = None, limit: int | f
     }
 
 
+def log_refusal(status: int, code: str, field: str | None, reason: str | None = None) -> None:
+    """One line for each refused request: its status, code, field and the validator's reason (`string_too_long`),
+    never the message (it may quote what was sent)."""
+    if log.isEnabledFor(logging.INFO):
+        fields = {"status": status, "code": code, "field": field, "reason": reason}
+        where = f" at {field}" if field else ""
+        log.info("refused %d %s%s%s", status, code, where, f" ({reason})" if reason else "", extra=fields)
+
+
 def error_response(
     status: int,
     code: str,
@@ -56,7 +65,9 @@ def error_response(
     field: str | None = None,
     limit: int | float | None = None,
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> JSONResponse:
+    log_refusal(status, code, field, reason)
     return JSONResponse(error_body(code, message, field, limit), status_code=status, headers=headers)
 
 
@@ -92,8 +103,7 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     message = f"{field}: {first.get('msg', 'invalid value')}"
     if len(problems) > 1:
         message += f" (and {len(problems) - 1} more problem(s))"
-    log.info("request %s rejected: %s at %s", request_id_var.get(), first.get("type"), field)
-    return error_response(422, "invalid_request", message, field, limit)
+    return error_response(422, "invalid_request", message, field, limit, reason=str(first.get("type")))
 
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:

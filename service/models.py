@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -113,6 +114,37 @@ class ClassifyResponse(BaseModel):
     actionability: Actionability | None
     model_version: str
     request_id: str
+
+
+_STORED_ANSWER = {
+    "category",
+    "sub_reason",
+    "confidence",
+    "sub_reason_confidence",
+    "scores",
+    "abstained",
+    "language",
+    "model_version",
+}
+
+
+def stored_row(request: ClassifyRequest, answer: ClassifyResponse, item: int, created_at: datetime) -> dict[str, Any]:
+    """The `classified_answers` row of one answer (answer_store_schema.py): what the caller sent, as sent
+    (its language hint as `language_given`), and what the service answered, with the offer's id and the
+    alerted team, the offer's kind and its experiment's variant; `item` is the answer's place in its request."""
+    return {
+        "created_at": created_at,
+        "request_id": answer.request_id,
+        "item": item,
+        **request.model_dump(include={"text", "customer_id", "plan", "mrr", "metadata"}),
+        "language_given": request.language,
+        **answer.model_dump(include=_STORED_ANSWER),
+        "offer_id": answer.offer.id,
+        "offer_kind": answer.offer.kind.value,
+        "experiment": answer.offer.experiment,
+        "variant": answer.offer.variant,
+        "alert_team": answer.alert.team if answer.alert is not None else None,
+    }
 
 
 class BatchResponse(BaseModel):

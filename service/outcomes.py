@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from reason_classifier.retention.outcomes import OutcomeKind
 from reason_classifier.retention.recording import ConflictingOutcome, RecordedOutcome, UnknownAnswer, record_outcome
 
+from .body import OffLoopJsonRoute
+from .dependencies import ReadyState
 from .errors import ApiError
 from .models import Encodable
 
-if TYPE_CHECKING:
-    from .app import ServiceState
-
 _SPOOL_WAIT_SECONDS = 2.0
+
+router = APIRouter(prefix="/v1", tags=["retention"], route_class=OffLoopJsonRoute)
 
 
 class OutcomeRequest(BaseModel):
@@ -47,6 +47,8 @@ class OutcomeRequest(BaseModel):
 
 
 class OutcomeResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     request_id: str
     item: int
     outcome: OutcomeKind
@@ -55,70 +57,53 @@ class OutcomeResponse(BaseModel):
     created: bool = Field(description="False when the same outcome had been recorded before (an idempotent repeat).")
 
 
-def _response(recorded: RecordedOutcome) -> dict[str, Any]:
-    return OutcomeResponse(
-        request_id=recorded.request_id,
-        item=recorded.item,
-        outcome=recorded.outcome,
-        mrr_kept=recorded.mrr_kept,
-        recorded_at=recorded.recorded_at,
-        created=recorded.created,
-    ).model_dump(mode="json")
+@router.post(
+    "/outcomes",
+    status_code=201,
+    responses={
+        200: {"model": OutcomeResponse, "description": "The same outcome was recorded before: nothing changed."},
+        404: {"description": "No stored answer has this request id (and item), or this customer has none."},
+        409: {"description": "The answer already has a different outcome."},
+    },
+)
+async def outcomes(body: OutcomeRequest, state: ReadyState, response: Response) -> OutcomeResponse:
+    """Record what happened after the offer of one answer; once per answer, a repeat of the same is harmless."""
+    store = state.store
+    if store is None:
+        raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so no outcomes")
+    engine = store.engine
 
+    def record() -> RecordedOutcome:
+        return record_outcome(
+            engine,
+            body.outcome,
+            request_id=body.request_id,
+            item=body.item,
+            customer_id=body.customer_id,
+            mrr_kept=body.mrr_kept,
+        )
 
-def outcomes_router(state: ServiceState, ready: Any) -> APIRouter:
-    """`ready`: the dependency that answers 503 until the model is loaded and answers can be stored."""
-    router = APIRouter(tags=["retention"])
-
-    @router.post(
-        "/outcomes",
-        dependencies=[Depends(ready)],
-        status_code=201,
-        response_model=OutcomeResponse,
-        responses={
-            200: {"model": OutcomeResponse, "description": "The same outcome was recorded before: nothing changed."},
-            404: {"description": "No stored answer has this request id (and item), or this customer has none."},
-            409: {"description": "The answer already has a different outcome."},
-        },
-    )
-    async def outcomes(body: OutcomeRequest) -> JSONResponse:
-        """Record what happened after the offer of one answer; once per answer, a repeat of the same is harmless."""
-        store = state.store
-        if store is None:
-            raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty), so no outcomes")
-        engine = store.engine
-
-        def record() -> RecordedOutcome:
-            return record_outcome(
-                engine,
-                body.outcome,
-                request_id=body.request_id,
-                item=body.item,
-                customer_id=body.customer_id,
-                mrr_kept=body.mrr_kept,
-            )
-
+    try:
         try:
-            try:
-                recorded = await asyncio.to_thread(record)
-            except UnknownAnswer:
-                if not store.pending_rows:
-                    raise
-                # the answer may still be on its way from the spool to the database: wait for it, once
-                await asyncio.to_thread(store.flush, _SPOOL_WAIT_SECONDS)
-                recorded = await asyncio.to_thread(record)
-        except UnknownAnswer as error:
-            if store.pending_rows:
-                raise ApiError(
-                    503, "store_unavailable", "recent answers are not in the database yet; retry later"
-                ) from None
-            field = "request_id" if body.request_id is not None else "customer_id"
-            raise ApiError(404, "unknown_answer", f"{field}: {error}", field) from None
-        except ConflictingOutcome as error:
-            raise ApiError(409, "outcome_conflict", str(error), "outcome") from None
-        except Exception:
-            state.metrics.store_refused.inc()
-            raise ApiError(503, "store_unavailable", "the outcome could not be stored now; retry later") from None
-        return JSONResponse(_response(recorded), status_code=201 if recorded.created else 200)
-
-    return router
+            recorded = await asyncio.to_thread(record)
+        except UnknownAnswer:
+            if not store.pending_rows:
+                raise
+            # the answer may still be on its way from the spool to the database: wait for it, once
+            await asyncio.to_thread(store.flush, _SPOOL_WAIT_SECONDS)
+            recorded = await asyncio.to_thread(record)
+    except UnknownAnswer as error:
+        if store.pending_rows:
+            raise ApiError(
+                503, "store_unavailable", "recent answers are not in the database yet; retry later"
+            ) from None
+        field = "request_id" if body.request_id is not None else "customer_id"
+        raise ApiError(404, "unknown_answer", f"{field}: {error}", field) from None
+    except ConflictingOutcome as error:
+        raise ApiError(409, "outcome_conflict", str(error), "outcome") from None
+    except Exception:
+        state.metrics.store_refused.inc()
+        raise ApiError(503, "store_unavailable", "the outcome could not be stored now; retry later") from None
+    if not recorded.created:
+        response.status_code = 200
+    return OutcomeResponse.model_validate(recorded, from_attributes=True)

@@ -9,12 +9,14 @@ The model, threads, max_chars and detect_language fall back to the library's own
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 from reason_classifier.config import Settings as LibrarySettings
 from reason_classifier.config_files import YamlDocument, read_yaml
@@ -29,6 +31,10 @@ DEFAULT_OFFERS_PATH = package_path("reason_classifier.service", "offers.yaml")
 
 class SettingsError(ConfigError):
     """The service settings (environment or file) are invalid; the message names the setting."""
+
+
+TextList = Annotated[list[str], NoDecode]
+"""A list setting: in the environment a JSON list (`["k1","k2"]`), a comma list (`k1,k2`) or one value (`k1`)."""
 
 
 class ServiceSettings(BaseSettings):
@@ -50,7 +56,12 @@ class ServiceSettings(BaseSettings):
     predict_timeout_seconds: longest wait for the model before a 503; predict_threads: model calls run
     at once, in threads of the one process (`serve --workers`); api_keys: accepted keys
     (empty = no key needed); api_key_header: the header that carries one; cors_origins: origins
-    allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts;
+    allowed by CORS (empty = no CORS headers); log_level: 'debug' also logs answer texts and tracebacks;
+    log_format: 'text' or 'json', one line per event either way (logs.py);
+    header_timeout_seconds: a connection's request headers must be complete this long after it opened (or
+    after its previous response), else it is closed; body_timeout_seconds: a request's body must have
+    arrived this long after its headers, else 408 body_timeout; keep_alive_seconds: an idle keep-alive
+    connection is closed after this; max_connections: open connections above this get 503 (server.py);
     trends_cache_seconds: how long a `/v1/trends` answer is reused for the same query (0 = never);
     trends_metadata_keys: keys of the stored metadata `/v1/trends` may segment by (`by=metadata.KEY`),
     besides plan, language and bands of mrr; never a key that identifies a customer;
@@ -79,12 +90,17 @@ class ServiceSettings(BaseSettings):
     predict_timeout_seconds: float = Field(default=1.0, gt=0)
     max_predict_batch: int = Field(default=64, ge=1)
     predict_threads: int = Field(default=1, ge=1)
-    api_keys: list[str] = Field(default_factory=list)
+    api_keys: TextList = Field(default_factory=list)
     api_key_header: str = "X-API-Key"
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: TextList = Field(default_factory=list)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=500, ge=1)
     trends_cache_seconds: float = Field(default=60.0, ge=0)
-    trends_metadata_keys: list[str] = Field(default_factory=lambda: ["contract"])
+    trends_metadata_keys: TextList = Field(default_factory=lambda: ["contract"])
     webhooks: dict[str, WebhookDestination] = Field(default_factory=dict)
     webhook_retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
@@ -95,6 +111,25 @@ class ServiceSettings(BaseSettings):
         if value not in {"critical", "error", "warning", "info", "debug"}:
             raise ValueError(f"{value!r} is not one of critical, error, warning, info, debug")
         return value
+
+    @field_validator("api_keys", "cors_origins", "trends_metadata_keys", mode="before")
+    @classmethod
+    def _list_from_text(cls, value: Any) -> Any:
+        """Text (the environment, or one value in the file) as a list: JSON when it looks like JSON, else split on
+        commas; a JSON value that is not a list of strings is left to the type check, which says so."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text[:1] in ("[", "{", '"'):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"not valid JSON ({error.msg} at character {error.pos}); give a JSON list of strings, "
+                    "a comma-separated list, or one value"
+                ) from None
+            return [value] if isinstance(value, str) else value
+        return [part.strip() for part in text.split(",")] if text else []
 
     @field_validator("api_keys")
     @classmethod
@@ -130,6 +165,8 @@ class ServiceSettings(BaseSettings):
             return cls(**overrides)
         except ValidationError as error:
             raise SettingsError("invalid service settings:\n  " + "\n  ".join(_describe(error, overrides))) from None
+        except SourceError as error:  # a value the environment source could not decode; its cause says why
+            raise SettingsError(f"invalid service settings: {error}") from None
         finally:
             if config_file is not None:
                 if previous is None:

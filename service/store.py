@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Index, create_engine, event, func, select, text
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from reason_classifier.answer_store_schema import classified_answers, create_tables
+from reason_classifier.answer_store_schema import REQUEST_ITEM, classified_answers, create_tables
 from reason_classifier.database import database_url
 from reason_classifier.webhooks.outbox import insert_alerts
 
@@ -44,11 +44,6 @@ from .spool import REJECTED, Segment, Spool, SpoolError, decode
 from .text import clean
 
 log = logging.getLogger("service.store")
-
-REQUEST_ITEM = Index(
-    "classified_answers_request_item", classified_answers.c.request_id, classified_answers.c.item, unique=True
-)
-"""One row per request id and item: what makes a replay or a retry store nothing twice."""
 
 SCHEMA_LOCK = 0x7265617363_6C73  # "reascls": the advisory lock the schema step holds in PostgreSQL
 """Advisory lock key held while the table and index are created, so that replicas starting together take turns."""
@@ -126,7 +121,7 @@ def default_spool(store: str) -> Path:
 
 
 class AnswerStore:
-    """Appends classified answers to `classified_answers` (created if needed), through the spool.
+    """Appends classified answers to the library's `classified_answers` table (created if needed), through the spool.
 
     `add()` appends to the spool and returns (or raises `StoreUnavailable`); one background thread
     writes the spool to the database in batches, retrying with backoff (up to `retry_max_seconds`

@@ -23,6 +23,7 @@ class ServiceProcess:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        settings.setdefault("predict_timeout_seconds", 30)  # a loaded test machine: see service_helpers.running
         env = {**os.environ, **{f"REASON_CLASSIFIER_SERVICE_{k.upper()}": str(v) for k, v in settings.items()}}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--port", str(self.port), *args],

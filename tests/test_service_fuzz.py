@@ -21,7 +21,8 @@ EXAMPLES_PER_OPERATION_AND_MODE = 60
 
 def test_no_input_gets_a_server_error(classifier, tmp_path):
     app = create_app(
-        ServiceSettings.load(store=str(tmp_path / "answers.sqlite3"), max_batch_items=5), classifier=classifier
+        ServiceSettings.load(store=str(tmp_path / "answers.sqlite3"), max_batch_items=5, predict_timeout_seconds=30),
+        classifier=classifier,
     )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     with asgi.get_client(app) as client:  # starts the app's lifespan, which schemathesis keeps for its calls

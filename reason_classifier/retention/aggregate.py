@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..answer_store_schema import offer_outcomes
 from ..errors import InputError
 from ..trends.aggregate import DATE_COLUMNS, _banded, _number, _text, _timestamp
 from ..trends.sources import ROW, StoreSource, TrendSource, connect, open_source, quote_identifier, quote_literal
@@ -43,8 +44,8 @@ from .options import RetentionOptions
 from .outcomes import LOST, SAVED, OutcomeKind
 from .stats import compare, wilson_interval
 
-OUTCOMES_TABLE = "offer_outcomes"
-"""The service's table of reported outcomes, beside `classified_answers`."""
+OUTCOMES_TABLE = offer_outcomes.name
+"""The service's table of reported outcomes, beside `classified_answers` (answer_store_schema.py)."""
 ALL = "all"
 NO_VALUE = "(none)"
 NO_OFFER = "(no offer)"
@@ -85,7 +86,7 @@ def open_sources(
         from sqlalchemy import inspect
 
         if inspect(answers.engine).has_table(OUTCOMES_TABLE):
-            return RetentionSources(answers, StoreSource(str(source), OUTCOMES_TABLE))
+            return RetentionSources(answers, StoreSource(str(source), offer_outcomes))
     return RetentionSources(answers, None)
 
 

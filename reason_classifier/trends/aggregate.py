@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..columns import LIKELY_TEXT_COLUMNS, guess_column
-from ..errors import InputError
+from ..errors import InputError, SourceUnreadable
 from ..taxonomy import ABSTAIN_CATEGORY, CATEGORIES
 from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
 from .options import AUTO, Segment, TrendOptions
@@ -155,7 +155,7 @@ def compute_trends(
         except InputError:
             raise
         except Exception as error:  # DuckDB's reader: a malformed file
-            raise InputError(f"{src}: cannot read the rows: {_first_lines(error)}") from None
+            raise SourceUnreadable(f"{src}: cannot read the rows: {_first_lines(error)}") from None
         _check(con, src, columns, options)
         summary = _summary(con, options)
         first, last = _period_bounds(options, summary)

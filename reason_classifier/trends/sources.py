@@ -23,19 +23,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from ..database import database_url
-from ..errors import InputError
+from ..errors import InputError, SourceNotFound, SourceUnreadable
 from ..survey_files import SurveyFormat, _sniff_delimiter, detect_format, open_reader
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
-STORE_TABLE = "classified_answers"
-"""The service's table of classified answers (service/store.py)."""
+log = logging.getLogger(__name__)
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 LOAD_CHUNK_ROWS = 50_000
@@ -152,7 +152,7 @@ class DuckDBFileSource(TrendSource):
         super().__init__(str(path))
         self.path, self.format = path, fmt
         if not path.is_file():
-            raise InputError(f"{path}: no such file")
+            raise SourceNotFound(f"{path}: no such file")
         self._columns: list[str] | None = None
         self._types: dict[str, str] = {}
 
@@ -177,7 +177,9 @@ class DuckDBFileSource(TrendSource):
             try:
                 described = con.execute(f"DESCRIBE SELECT * FROM {self._reader_sql()}").fetchall()
             except Exception as error:
-                raise InputError(f"{self.path}: cannot read it as {self.format.value}: {_first_line(error)}") from None
+                raise SourceUnreadable(
+                    f"{self.path}: cannot read it as {self.format.value}: {_first_line(error)}"
+                ) from None
             self._types = {name: kind for name, kind, *_ in described if name != "file_row_number"}
             self._columns = list(self._types)
 
@@ -252,8 +254,9 @@ class ExcelSource(ChunkedSource):
 
 
 class StoreSource(ChunkedSource):
-    """The classify service's `classified_answers` table (or another of its tables: `table`), in SQLite
-    (a file path) or PostgreSQL (a URL).
+    """The classify service's `classified_answers` table (or another of its tables: `table`), both defined in
+    answer_store_schema.py, in SQLite (a file path) or PostgreSQL (a URL). Its columns are those of the table
+    that the database has (an older store may lack one).
 
     Segments may also be keys of the stored `metadata`, named `metadata.KEY`. The database extracts
     them; when it cannot (a lone surrogate such as `\\ud800` stored by an older version: SQLite's
@@ -264,28 +267,32 @@ class StoreSource(ChunkedSource):
     store = True
     _tolerant = False
 
-    def __init__(self, store: str, table: str = STORE_TABLE) -> None:
+    def __init__(self, store: str, table: Table | None = None) -> None:
         from sqlalchemy import create_engine, inspect
 
+        from ..answer_store_schema import classified_answers
+
         url = database_url(store)
-        self.table = table
+        self.table = table if table is not None else classified_answers
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
             from sqlalchemy.engine import make_url
 
             database = make_url(url).database or ""
             if not Path(database).is_file():
-                raise InputError(f"{database}: no such file")
+                raise SourceNotFound(f"{database}: no such file")
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
-            if not inspector.has_table(table):
-                raise InputError(f"{self.description}: no table {table!r}; is this the classify service's store?")
-            self._columns = [c["name"] for c in inspector.get_columns(table)]
+            name = self.table.name
+            if not inspector.has_table(name):
+                raise InputError(f"{self.description}: no table {name!r}; is this the classify service's store?")
+            present = {c["name"] for c in inspector.get_columns(name)}
         except InputError:
             raise
         except Exception as error:
-            raise InputError(f"{self.description}: cannot open the store: {_first_line(error)}") from None
+            raise SourceUnreadable(f"{self.description}: cannot open the store: {_first_line(error)}") from None
+        self._columns = [c.name for c in self.table.columns if c.name in present]
 
     @property
     def columns(self) -> list[str]:
@@ -308,32 +315,35 @@ class StoreSource(ChunkedSource):
         return self._tolerating(columns, lambda: _load(con, self._chunks(columns, window), columns, "period_rows"))
 
     def _tolerating(self, columns: list[str], load: Callable[[], str]) -> str:
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
         try:
-            return load()
-        except DBAPIError as error:
-            if self._tolerant or not any(c.startswith("metadata.") for c in columns):
-                raise
-            log.warning(
-                "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
-                self.description,
-                type(error.orig).__name__,
-            )
-            self._tolerant = True
-            return load()
+            try:
+                return load()
+            except DBAPIError as error:
+                if self._tolerant or not any(c.startswith("metadata.") for c in columns):
+                    raise
+                log.warning(
+                    "%s: the database cannot extract a metadata key (%s); reading the metadata as text instead",
+                    self.description,
+                    type(error.orig).__name__,
+                )
+                self._tolerant = True
+                return load()
+        except SQLAlchemyError as error:  # the database went away or refuses: its first line, no stored value
+            raise SourceUnreadable(f"{self.description}: cannot read the rows: {_first_line(error)}") from None
 
     def grouped_relation(self, con: Any, grouping: Grouping) -> Grouped | None:
         """PostgreSQL groups the rows (see the module's docstring); SQLite, without time zones, does not. None too
         when the database cannot extract a metadata key (a lone surrogate): the rows are then read one by one."""
-        from sqlalchemy import Date, MetaData, Table, and_, case, cast, func, literal, literal_column, not_, select
+        from sqlalchemy import Date, and_, case, cast, func, literal, literal_column, not_, select
         from sqlalchemy.exc import DBAPIError
 
         from .options import Segment
 
         if self.engine.dialect.name != "postgresql" or self._tolerant:
             return None
-        stored = Table(STORE_TABLE, MetaData(), autoload_with=self.engine)
+        stored = self.table
         summed_weight = grouping.weight is not None and _is_number(stored, grouping.weight)
         by_value = list(grouping.columns)
         if grouping.weight is not None and not summed_weight:
@@ -406,9 +416,9 @@ class StoreSource(ChunkedSource):
         return frame
 
     def _chunks(self, columns: list[str], window: tuple[datetime, datetime] | None = None) -> Iterator[pd.DataFrame]:
-        from sqlalchemy import MetaData, Table, Text, cast, select
+        from sqlalchemy import Text, cast, select
 
-        stored = Table(self.table, MetaData(), autoload_with=self.engine)
+        stored = self.table
         selected, kinds = [stored.c["id"].label(ROW)], {}
         if self._tolerant:
             selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))
@@ -561,7 +571,7 @@ def open_source(source: str | Path | TrendSource, fmt: str | None = None, sheet:
     if fmt in (None, "sqlite") and (path.suffix.lower() in SQLITE_SUFFIXES or _is_sqlite(path)):
         return StoreSource(str(path))
     if not path.is_file():
-        raise InputError(f"{path}: no such file")
+        raise SourceNotFound(f"{path}: no such file")
     survey_format = detect_format(path, fmt)
     if survey_format is SurveyFormat.EXCEL:
         return ExcelSource(path, sheet)

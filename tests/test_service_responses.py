@@ -1,0 +1,20 @@
+"""The service answers a fixed set of requests exactly as recorded (tests/service_responses.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from service_responses import RECORD, record
+
+
+def test_responses_and_stored_rows_are_those_recorded(classifier, tmp_path):
+    recorded = json.loads(RECORD.read_text(encoding="utf-8"))
+    if recorded["model_version"] != classifier.version:
+        pytest.skip(f"recorded with {recorded['model_version']}; `python tests/service_responses.py` records again")
+    result = record(classifier, tmp_path)
+    for got, expected in zip(result["responses"], recorded["responses"], strict=True):
+        assert got == expected
+    assert result["stored"] == recorded["stored"]
+    assert result["outcomes"] == recorded["outcomes"]
