@@ -1,12 +1,12 @@
-"""Shared fixtures: a tiny real model for the tests that need *a* model, and the shipped default model for those that
-test it.
+"""Shared fixtures: a tiny real model, the one a test gets unless it asks for the shipped one.
 
-`tiny_classifier` (folder: `tiny_model`) is trained once per session in seconds on the taxonomy's seed
+`classifier` (folder: `tiny_model`) is trained once per session in seconds on the taxonomy's seed
 answers (tests/tiny_model.py) and classifies plain answers in the seeds' languages; tagging, files,
-commands, trends and the service run on it (`--model` / the `model` setting name its folder).
-`classifier` is the default model shipped in the package (fine-tuned multilingual encoder, character
-n-grams, transformer): loading and running it over a suite takes minutes, so a test that uses it, or
-loads the model `default` or `fast`, is marked `slow` and runs with `python -m pytest -m slow`.
+commands, trends and the service run on it (`--model` or the service's `model` setting name its
+folder). `shipped_classifier` is the default model shipped in the package (fine-tuned multilingual
+encoder, character n-grams, transformer): loading and running it over a suite takes minutes, so a test
+that uses it must be marked `slow` (checked at collection) and runs with `python -m pytest -m slow`;
+so must one that loads the model `default` or `fast` another way.
 """
 
 from __future__ import annotations
@@ -18,10 +18,7 @@ import pytest
 from reason_classifier.classifier import ReasonClassifier
 from tiny_model import train_tiny_model
 
-
-@pytest.fixture(scope="session")
-def classifier() -> ReasonClassifier:
-    return ReasonClassifier.load()
+SHIPPED = "shipped_classifier"
 
 
 @pytest.fixture(scope="session")
@@ -31,5 +28,24 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier(tiny_model: Path) -> ReasonClassifier:
+def classifier(tiny_model: Path) -> ReasonClassifier:
     return ReasonClassifier.load(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def shipped_classifier() -> ReasonClassifier:
+    return ReasonClassifier.load()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that loads the shipped model without the `slow` mark, so the fast suite stays fast."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SHIPPED in getattr(item, "fixturenames", ()) and item.get_closest_marker("slow") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) use `{SHIPPED}` (the shipped model, minutes per suite) without "
+            f"@pytest.mark.slow: {', '.join(unmarked)}. Mark them slow, or use `classifier` (the tiny test model)."
+        )

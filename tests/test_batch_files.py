@@ -34,12 +34,6 @@ from reason_classifier.survey_files import (
 from reason_classifier.tagging import tag_file
 
 
-@pytest.fixture(scope="module")
-def classifier(tiny_classifier: ReasonClassifier) -> ReasonClassifier:
-    """Tagging and files need a model, not the shipped one's judgement: the tiny test model (tests/conftest.py)."""
-    return tiny_classifier
-
-
 def rows_of(path: Path) -> list[list[str]]:
     with open(path, encoding="utf-8-sig", newline="") as file:
         return list(csv.reader(file))

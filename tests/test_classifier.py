@@ -45,51 +45,51 @@ CASES = [(lang, category, text) for lang, answers in ANSWERS.items() for categor
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{language}-{c}" for language, c, _ in CASES])
-def test_predicts_each_category_in_english_chinese_and_polish(classifier, language, category, text):
-    prediction = classifier.predict([text])[0]
+def test_predicts_each_category_in_english_chinese_and_polish(shipped_classifier, language, category, text):
+    prediction = shipped_classifier.predict([text])[0]
     assert prediction.category == category, prediction
     assert prediction.language == language
-    assert classifier.taxonomy.category_of(prediction.sub_reason) == category
+    assert shipped_classifier.taxonomy.category_of(prediction.sub_reason) == category
     assert 0 < prediction.confidence <= 1 and prediction.error is None
 
 
-def test_scores_are_a_distribution_and_sub_reason_never_contradicts_category(tiny_classifier):
+def test_scores_are_a_distribution_and_sub_reason_never_contradicts_category(classifier):
     texts = [text for _, _, text in CASES] + ["hmm", "asdfghjkl", "price", "ok thanks bye"]
-    for prediction in tiny_classifier.predict(texts):
+    for prediction in classifier.predict(texts):
         assert list(prediction.scores) == list(CATEGORIES)
         assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-3)
-        assert tiny_classifier.taxonomy.category_of(prediction.sub_reason) == prediction.category
+        assert classifier.taxonomy.category_of(prediction.sub_reason) == prediction.category
         assert 0 <= prediction.sub_reason_confidence <= 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("text", ["asdfghjkl qwerty", "n/a", "😀", "12345", "-", "nice weather today"])
-def test_abstains_on_non_answers(classifier, text):
-    assert classifier.predict([text])[0].category == "other"
+def test_abstains_on_non_answers(shipped_classifier, text):
+    assert shipped_classifier.predict([text])[0].category == "other"
 
 
-def test_unclassifiable_inputs_are_flagged_in_place(tiny_classifier):
-    predictions = tiny_classifier.predict(["too expensive", "", None, 42, "x" * (tiny_classifier.max_chars + 1), "   "])
+def test_unclassifiable_inputs_are_flagged_in_place(classifier):
+    predictions = classifier.predict(["too expensive", "", None, 42, "x" * (classifier.max_chars + 1), "   "])
     assert [p.error for p in predictions] == [
         None,
         "empty answer",
         "empty answer",
         "answer is not text (int: 42)",
-        f"answer too long ({tiny_classifier.max_chars + 1} characters, limit {tiny_classifier.max_chars})",
+        f"answer too long ({classifier.max_chars + 1} characters, limit {classifier.max_chars})",
         "answer is only whitespace",
     ]
     assert all(p.category == "other" and p.confidence is None for p in predictions[1:])
     with pytest.raises(ValueError, match="text 1: empty answer"):
-        tiny_classifier.predict_proba(["fine", ""])
+        classifier.predict_proba(["fine", ""])
 
 
-def test_duplicates_are_encoded_once_and_answered_identically(tiny_classifier):
-    probabilities = tiny_classifier.predict_proba(["too expensive", "support is slow", "too expensive"])
+def test_duplicates_are_encoded_once_and_answered_identically(classifier):
+    probabilities = classifier.predict_proba(["too expensive", "support is slow", "too expensive"])
     assert probabilities.shape == (3, len(CATEGORIES))
     np.testing.assert_array_equal(probabilities[0], probabilities[2])
 
 
-@pytest.mark.parametrize("model", ["tiny_classifier", pytest.param("classifier", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("model", ["classifier", pytest.param("shipped_classifier", marks=pytest.mark.slow)])
 def test_save_and_load_give_identical_predictions(model, request, tmp_path):
     classifier = request.getfixturevalue(model)  # the shipped model also saves its encoder and transformer
     classifier.save(tmp_path / "copy")

@@ -108,13 +108,13 @@ def _assert_same_rows(written: Path, expected: Path, name: str) -> None:
         assert (ca is None) == (cb is None) and (ca is None or abs(ca - cb) <= CONFIDENCE_ULP), (name, row, ca, cb)
 
 
-def _local(source: Path, target: Path, tiny_classifier: ReasonClassifier) -> Path:
-    tag_file(source, target, tiny_classifier, "answer", chunk_rows=CHUNK_ROWS)
+def _local(source: Path, target: Path, classifier: ReasonClassifier) -> Path:
+    tag_file(source, target, classifier, "answer", chunk_rows=CHUNK_ROWS)
     return target
 
 
 def test_ray_output_equals_local_tag_row_for_row(
-    exports: Path, tmp_path: Path, tiny_classifier: ReasonClassifier, tiny_model: Path, local_ray: None
+    exports: Path, tmp_path: Path, classifier: ReasonClassifier, tiny_model: Path, local_ray: None
 ) -> None:
     options = RayTagOptions(text_column="answer", model=str(tiny_model), chunk_rows=CHUNK_ROWS, output_format="jsonl")
     result = tag_on_ray(exports, tmp_path / "ray", options, workers=2)
@@ -124,7 +124,7 @@ def test_ray_output_equals_local_tag_row_for_row(
     for source, written in result.outputs.items():
         relative = Path(source).relative_to(exports)
         assert written == tmp_path / "ray" / relative.with_suffix(".jsonl")
-        expected = _local(Path(source), tmp_path / "local" / relative.with_suffix(".jsonl"), tiny_classifier)
+        expected = _local(Path(source), tmp_path / "local" / relative.with_suffix(".jsonl"), classifier)
         _assert_same_rows(written, expected, str(relative))
     assert result.summary.rows == 900 + 800 + 1200 + 400
     tagged = pd.concat([pd.read_json(p, lines=True, dtype=False) for p in result.outputs.values() if p.stat().st_size])
@@ -136,7 +136,7 @@ def test_ray_output_equals_local_tag_row_for_row(
 
 
 def test_cli_tags_a_glob_to_parquet_as_the_local_tag_does(
-    exports: Path, tmp_path: Path, tiny_classifier: ReasonClassifier, tiny_model: Path, local_ray: None
+    exports: Path, tmp_path: Path, classifier: ReasonClassifier, tiny_model: Path, local_ray: None
 ) -> None:
     result = CliRunner().invoke(
         app,
@@ -149,7 +149,7 @@ def test_cli_tags_a_glob_to_parquet_as_the_local_tag_does(
     assert summary["rows"] == 900 + 1200 and summary["workers"] == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.parquet", "c.parquet"]
     for name in ("a.csv", "c.parquet"):
-        expected = _local(exports / name, tmp_path / "local" / f"{Path(name).stem}.parquet", tiny_classifier)
+        expected = _local(exports / name, tmp_path / "local" / f"{Path(name).stem}.parquet", classifier)
         got = pd.read_parquet(tmp_path / "out" / f"{Path(name).stem}.parquet")
         want = pd.read_parquet(expected)
         pd.testing.assert_frame_equal(got.drop(columns="confidence"), want.drop(columns="confidence"), check_exact=True)

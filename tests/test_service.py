@@ -40,7 +40,7 @@ def assert_error(response, status: int, code: str, field: str | None = None, lim
 # --- endpoints -------------------------------------------------------------------------------------------------
 
 
-def test_classify_answers_with_reason_offer_alert_and_actionability(client):
+def test_classify_answers_with_reason_offer_alert_and_actionability(client, classifier):
     response = client.post(
         "/v1/classify", json={"text": PAYMENT_FAILED, "customer_id": "c-7", "plan": "pro", "mrr": 49.0}
     )
@@ -61,7 +61,7 @@ def test_classify_answers_with_reason_offer_alert_and_actionability(client):
     assert abs(sum(body["scores"].values()) - 1) < 1e-3
     assert 0 <= body["confidence"] <= 1 and body["abstained"] is False
     assert body["language"] == "en"
-    assert body["model_version"].startswith("reason-classifier-default@")
+    assert body["model_version"] == classifier.version
     assert body["request_id"] == response.headers["x-request-id"]
 
 
@@ -106,9 +106,9 @@ def test_taxonomy(client):
     assert "examples" not in payment
 
 
-def test_health_ready_metrics_and_docs(client):
+def test_health_ready_metrics_and_docs(client, classifier):
     ready = client.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["model_version"].startswith("reason-classifier-default@")
+    assert ready["status"] == "ready" and ready["model_version"] == classifier.version
     health = {"status": "alive", "model_version": ready["model_version"], "detail": None, "store": None}
     assert client.get("/healthz").json() == health  # was model_version null with the model loaded
     client.post("/v1/classify", json={"text": TOO_EXPENSIVE})
@@ -657,7 +657,7 @@ def test_a_dropped_table_is_created_again_and_no_row_is_lost(classifier, tmp_pat
     assert "secret text" not in caplog.text
 
 
-def test_serve_command_runs_the_service(tmp_path):
+def test_serve_command_runs_the_service(tmp_path, tiny_model):
     import socket
     import subprocess
     import sys
@@ -667,7 +667,7 @@ def test_serve_command_runs_the_service(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = tmp_path / "service.yaml"
-    config.write_text("api_keys: [k1]\n", encoding="utf-8")
+    config.write_text(f"api_keys: [k1]\nmodel: {tiny_model}\n", encoding="utf-8")
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--port", str(port), "--config", str(config)],
         cwd=Path(__file__).resolve().parent.parent,
@@ -753,14 +753,14 @@ def test_model_threads_classify_at_the_same_time(classifier):
     assert most == 2
 
 
-def test_serve_with_two_workers_is_one_process_ready_and_counted_as_a_whole():
+def test_serve_with_two_workers_is_one_process_ready_and_counted_as_a_whole(tiny_model):
     """Observed: with --workers 2, /readyz answered for whichever worker got it (ready while 300 of 398 requests got
     503 not_ready), and /metrics was per worker."""
     import psutil
 
     from service_process import ServiceProcess
 
-    with ServiceProcess("--workers", "2") as server:
+    with ServiceProcess("--workers", "2", model=tiny_model) as server:
         assert psutil.Process(server.process.pid).children(recursive=True) == []
         statuses = []
         with ThreadPoolExecutor(max_workers=8) as pool:

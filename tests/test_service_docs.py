@@ -25,13 +25,13 @@ def test_docs_page_and_its_assets_come_from_the_service_itself():
 
 
 @pytest.mark.browser
-def test_docs_render_in_chromium_with_the_network_refused(tmp_path):
+def test_docs_render_in_chromium_with_the_network_refused(tmp_path, tiny_model):
     from playwright.sync_api import sync_playwright
 
     from browser import CHROMIUM_FLAGS, require_chromium
 
     executable = require_chromium()
-    with ServiceProcess(ready=False, model="fast") as server:  # the page needs no model
+    with ServiceProcess(ready=False, model=tiny_model) as server:  # the page needs no model
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -18,10 +18,10 @@ def _lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
-def test_serve_logs_one_json_line_per_event_with_request_ids_and_never_an_answer_or_customer(tmp_path):
+def test_serve_logs_one_json_line_per_event_with_request_ids_and_never_an_answer_or_customer(tmp_path, tiny_model):
     """Observed: the service's loggers had no handler: no access line, no start-up line, no refusal reason."""
     with ServiceProcess(
-        store=str(tmp_path / "answers.db"), log_format="json", api_keys="secret1", model="fast"
+        store=str(tmp_path / "answers.db"), log_format="json", api_keys="secret1", model=tiny_model
     ) as server:
         key = {"X-API-Key": "secret1"}
         sent = [
@@ -68,8 +68,8 @@ def test_serve_logs_one_json_line_per_event_with_request_ids_and_never_an_answer
     assert validation["reason"] == "greater_than_equal"
 
 
-def test_text_lines_by_default_one_per_event():
-    with ServiceProcess(model="fast") as server:
+def test_text_lines_by_default_one_per_event(tiny_model):
+    with ServiceProcess(model=tiny_model) as server:
         server.request("POST", "/v1/classify", {"text": SECRET}, headers={"X-Request-ID": "text-line"})
         server.terminate()
         output = server.output()
@@ -78,11 +78,11 @@ def test_text_lines_by_default_one_per_event():
     assert access.endswith("ms") and " POST /v1/classify 200 " in access
 
 
-def test_a_store_that_cannot_be_written_is_one_line_per_change_not_a_traceback(tmp_path):
+def test_a_store_that_cannot_be_written_is_one_line_per_change_not_a_traceback(tmp_path, tiny_model):
     """Observed: each lost store row wrote a 3.5 KB traceback."""
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the store's folder should be")
-    with ServiceProcess(store=str(blocked / "answers.db"), ready=False, log_format="json", model="fast") as server:
+    with ServiceProcess(store=str(blocked / "answers.db"), ready=False, log_format="json", model=tiny_model) as server:
         deadline = time.monotonic() + 90
         body: dict | str = {}
         while time.monotonic() < deadline:

@@ -93,7 +93,7 @@ def test_the_same_request_id_and_item_is_stored_once_in_sqlite_too(tmp_path):
     store.close()
 
 
-def test_two_replicas_one_killed_mid_load_store_every_acknowledged_answer_once(postgres_url, tmp_path):  # noqa: F811
+def test_two_replicas_one_killed_mid_load_store_every_acknowledged_answer_once(postgres_url, tmp_path, tiny_model):  # noqa: F811
     """Two real replicas on one PostgreSQL, started together; requests go to both at once, one replica is killed
     (SIGKILL) mid-load, and what it did not answer is retried on the other with the same X-Request-ID, as a load
     balancer's client would. Every acknowledged answer is in the database exactly once, also after the killed
@@ -103,7 +103,7 @@ def test_two_replicas_one_killed_mid_load_store_every_acknowledged_answer_once(p
         "store": postgres_url,
         "store_acknowledge": "committed",
         "store_retry_max_seconds": 0.2,
-        "model": "fast",
+        "model": tiny_model,
         "predict_timeout_seconds": 30,
     }
     first = ServiceProcess(ready=False, store_spool=tmp_path / "spool-1", **settings)

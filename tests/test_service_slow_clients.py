@@ -9,8 +9,6 @@ import time
 
 from service_process import ServiceProcess
 
-FAST = {"model": "fast"}  # the limits are the server's, not the model's: the small model starts sooner
-
 
 def _connect(port: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -50,9 +48,9 @@ def _response(sock: socket.socket) -> tuple[bytes, dict]:
     return head, json.loads(body)
 
 
-def test_a_body_shorter_than_its_content_length_is_answered_408_and_the_connection_closed():
+def test_a_body_shorter_than_its_content_length_is_answered_408_and_the_connection_closed(tiny_model):
     """Observed: a declared Content-Length longer than the body hung the request."""
-    with ServiceProcess(body_timeout_seconds=1, **FAST) as server:
+    with ServiceProcess(body_timeout_seconds=1, model=tiny_model) as server:
         short = _connect(server.port)
         started = time.monotonic()
         short.sendall(
@@ -71,9 +69,9 @@ def test_a_body_shorter_than_its_content_length_is_answered_408_and_the_connecti
         short.close()
 
 
-def test_connections_without_complete_headers_are_closed_after_the_header_timeout():
+def test_connections_without_complete_headers_are_closed_after_the_header_timeout(tiny_model):
     """Observed: 2,000 half-open connections were held for over 70 s."""
-    with ServiceProcess(header_timeout_seconds=1, **FAST) as server:
+    with ServiceProcess(header_timeout_seconds=1, model=tiny_model) as server:
         silent = _connect(server.port)
         half = _connect(server.port)
         half.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
@@ -94,8 +92,8 @@ def test_connections_without_complete_headers_are_closed_after_the_header_timeou
             sock.close()
 
 
-def test_connections_over_the_limit_get_503_until_others_close():
-    with ServiceProcess(max_connections=4, header_timeout_seconds=30, **FAST) as server:
+def test_connections_over_the_limit_get_503_until_others_close(tiny_model):
+    with ServiceProcess(max_connections=4, header_timeout_seconds=30, model=tiny_model) as server:
         idle = [_connect(server.port) for _ in range(4)]
         time.sleep(0.3)
         assert server.request("GET", "/healthz")[0] == 503

@@ -171,7 +171,7 @@ def test_spool_folder_that_cannot_be_created_is_named(classifier, tmp_path):
         assert ready["status"] == "store_unavailable" and str(blocker / "spool") in ready["detail"]
 
 
-def test_sigterm_and_kill_9_with_a_locked_database_lose_no_acknowledged_row(tmp_path):
+def test_sigterm_and_kill_9_with_a_locked_database_lose_no_acknowledged_row(tmp_path, tiny_model):
     """Observed: SIGTERM with the database locked dropped all 1,000 queued rows (996 without a log line), and
     kill -9 with a slow database lost 2,361. A real server, since both need one."""
     import sqlite3
@@ -179,7 +179,7 @@ def test_sigterm_and_kill_9_with_a_locked_database_lose_no_acknowledged_row(tmp_
     from service_process import ServiceProcess
 
     database = tmp_path / "answers.db"
-    settings = {"store": database, "store_drain_seconds": 1, "store_retry_max_seconds": 0.2}
+    settings = {"store": database, "store_drain_seconds": 1, "store_retry_max_seconds": 0.2, "model": tiny_model}
     acknowledged: list[str] = []
     for ending in ("sigterm", "kill"):
         with ServiceProcess(**settings) as server:

@@ -43,7 +43,7 @@ def scorer(tmp_path_factory: pytest.TempPathFactory, classifier: ReasonClassifie
 
 @pytest.fixture(scope="module")
 def ensemble(classifier: ReasonClassifier, scorer: TransformerScorer) -> ReasonClassifier:
-    config = copy.deepcopy(classifier.config)  # the session's default model stays as loaded
+    config = copy.deepcopy(classifier.config)  # the session's model stays as loaded
     config.transformer = {"head_alone_abstain_below": 0.2}
     return ReasonClassifier(
         classifier.encoder,
