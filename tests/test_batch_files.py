@@ -17,6 +17,7 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from reason_classifier.atomic import Terminated, remove_stale_temporaries, temporary_beside
@@ -380,3 +381,28 @@ def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_
     )
     assert result.exit_code == 2 and "cannot write the output" in result.output
     assert isinstance(result.exception, SystemExit)  # typer's clean exit, not an uncaught error
+
+
+def test_nested_and_mixed_json_values_are_written_to_xlsx_and_parquet_without_aborting(tmp_path):
+    table = pd.DataFrame(
+        {"nested": [{"x": [1, 2]}, [3], None], "mixed": ["text", 2, 3], "error": [None, None, None]}, dtype=object
+    )
+    with open_writer(tmp_path / "out.xlsx", SurveyFormat.EXCEL) as writer:
+        assert writer.prepare(table) == {}
+        writer.write(table)
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    assert [cell.value for cell in sheet[2]][:2] == ['{"x": [1, 2]}', "text"]
+    table = pd.DataFrame({"mixed": ["text", 2, 3, None], "error": [None] * 4}, dtype=object)
+    with open_writer(tmp_path / "out.parquet", SurveyFormat.PARQUET) as writer:
+        problems = writer.prepare(table)
+        writer.write(table)
+    assert list(problems) == [0] and "holds text here and number in most rows" in problems[0]
+    assert pq.read_table(tmp_path / "out.parquet").column("mixed").to_pylist() == ["text", "2", "3", None]
+
+
+def test_a_parquet_column_that_changes_type_between_chunks_is_a_clear_error(tmp_path):
+    writer = open_writer(tmp_path / "out.parquet", SurveyFormat.PARQUET)
+    with pytest.raises(InputError, match="cannot be written as Parquet"), writer:
+        writer.write(pd.DataFrame({"n": [1, 2]}))
+        writer.write(pd.DataFrame({"n": ["one", "two"]}))
+    assert list(tmp_path.iterdir()) == []
