@@ -179,9 +179,8 @@ class DelimitedReader(SurveyReader):
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}") from None
         self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - the reader owns it; close() closes it
-        self.has_bom = self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 and encoding.lower().replace(
-            "_", "-"
-        ) in ("utf-8-sig", "utf8-sig", "utf-8", "utf8")
+        utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+        self.has_bom = utf8 and self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
         self._file.seek(0)
         self._lines = _numbered_lines(self._file, encoding, self.path)
         first = next(self._lines, None)
