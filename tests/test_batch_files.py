@@ -174,6 +174,18 @@ def test_csv_output_keeps_the_inputs_byte_order_mark(tmp_path, classifier):
     assert rows_of(tmp_path / "bom.out.csv")[1][1] == "zu teuer für uns"
 
 
+def test_a_byte_order_mark_is_seen_under_every_name_of_utf_8(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"id,answer\n1,too expensive\n")
+    for name in ("utf-8-sig", "UTF8", "utf_8", "u8", "utf"):
+        reader = DelimitedReader(path, encoding=name)
+        reader.close()
+        assert reader.has_bom, name
+    reader = DelimitedReader(path, encoding="latin-1")
+    reader.close()
+    assert not reader.has_bom
+
+
 def test_csv_made_from_an_xlsx_gets_a_byte_order_mark_for_excel(tmp_path, classifier):
     source = tmp_path / "in.xlsx"
     pd.DataFrame({"answer": ["zu teuer"]}).to_excel(source, index=False)
