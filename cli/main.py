@@ -232,7 +232,7 @@ def train(
 
     try:
         training_config = TrainingConfig.load(config, encoder=base)
-        with progress_bar("training") as on_progress:
+        with progress_bar("training", lines_without_terminal=True) as on_progress:
             classifier, metrics = train_from_files(
                 data, output_path, training_config, taxonomy=taxonomy, heldout=heldout, on_progress=on_progress
             )
