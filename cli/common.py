@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from rich.progress import (
 )
 
 from reason_classifier.columns import guess_export_text_column
+from reason_classifier.errors import ReasonClassifierError
 from reason_classifier.progress import ProgressCallback, ProgressEvent
 from reason_classifier.progress_lines import ProgressLines
 from reason_classifier.survey_files import SurveyFormat
@@ -41,6 +43,16 @@ TextColumnOption = Annotated[
 
 console = Console(stderr=True)
 output = Console()
+
+
+def day(value: str | None, option: str) -> date | None:
+    """A --since/--until option's YYYY-MM-DD as a date; anything else is the option's error."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReasonClassifierError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def fail(message: str) -> typer.Exit:
