@@ -17,6 +17,12 @@ Each engine runs in its own worker process, so its peak RSS (VmHWM) is its own:
   experiments or report), the peer a team would write by hand;
 - `dispatcher`: `--alerts` alerts in an SQLite outbox delivered to a receiver on 127.0.0.1 by the
   service's dispatcher (4 delivery threads), alerts per second.
+- `classify`: the cancel flow's path with and without alerts: the real service (`serve`, the shipped
+  default model, an SQLite store) answers `--requests` single answers from labels/heldout with a
+  customer id, plan and MRR at concurrency 8, once without webhooks and once with a webhook for
+  every team to a receiver on 127.0.0.1, in alternating rounds (so drift in the machine's load hits
+  both alike): p50/p99 of classify each way, and how fast the service's own dispatcher delivered the
+  alerts while it answered (every alert must arrive, signed and verified, each once).
 duckdb and pandas must agree on answers, offers shown and accepts per month.
 
 Results: a table on the terminal and JSON in bench/results/retention.json.
@@ -216,6 +222,108 @@ def run_dispatcher(folder: Path, alerts: int) -> dict:
     return {"alerts": alerts, "seconds": round(seconds, 3), "alerts_per_second": round(alerts / seconds, 1)}
 
 
+CLASSIFY_CONCURRENCY = 8
+CLASSIFY_ROUNDS = 2
+
+
+def _teams() -> list[str]:
+    """Every team the shipped configuration alerts: the taxonomy's owners and the offer rules' teams."""
+    from reason_classifier.offers import OffersConfig
+    from reason_classifier.service.settings import DEFAULT_OFFERS_PATH
+    from reason_classifier.taxonomy import Taxonomy
+
+    taxonomy = Taxonomy.load()
+    teams = {s.owner for c in taxonomy.categories.values() for s in c.sub_reasons.values()}
+    teams |= {rule.team for rule in OffersConfig.load(DEFAULT_OFFERS_PATH).rules if rule.team}
+    return sorted(teams)
+
+
+def _classify_round(folder: Path, texts: list[str], fields: list[dict], webhooks: dict | None) -> dict:
+    """One server with a fresh store (and `webhooks`, if given): warm-up, the measured requests, then (with
+    webhooks) the wait until its dispatcher has delivered every alert."""
+    from bench.service_latency import free_port, load, start_server
+    from reason_classifier.webhooks.outbox import Outbox
+
+    database = folder / f"classify-{len(list(folder.glob('classify-*.db')))}.db"
+    settings = {"store": str(database)}
+    if webhooks is not None:
+        settings["webhooks"] = json.dumps(webhooks)
+    port = free_port()
+    server, _ = start_server(port, "default", settings)
+    try:
+        load(port, texts[:100], CLASSIFY_CONCURRENCY, fields[:100])  # warm-up, not measured
+        started = time.perf_counter()
+        latencies, statuses = load(port, texts, CLASSIFY_CONCURRENCY, fields)
+        answered = time.perf_counter() - started
+        result = {**latencies, "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+        if webhooks is not None:
+            from sqlalchemy import create_engine
+
+            outbox = Outbox(create_engine(f"sqlite:///{database}"))
+            deadline = time.monotonic() + 600
+            while True:
+                counts = outbox.counts()
+                if counts["pending"] + counts["retrying"] == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            delivered = time.perf_counter() - started
+            result["alerts"] = counts
+            result["alerts_delivered_after_last_answer_seconds"] = round(max(0.0, delivered - answered), 3)
+            result["alerts_per_second"] = round(counts["delivered"] / delivered, 1)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    return result
+
+
+def run_classify(folder: Path, requests: int, seed: int) -> dict:
+    import numpy as np
+
+    sys.path.insert(0, str(REPOSITORY))
+    from bench.service_latency import answers
+    from tests.webhook_receiver import Receiver
+
+    secret = "whsec_bench_secret_0000"
+    rng = np.random.default_rng(seed)
+    texts = answers(seed, requests)
+    plan_index = rng.choice(len(PLANS), requests, p=[p[1] for p in PLANS])
+    fields = [
+        {"customer_id": f"c{i:06d}", "plan": PLANS[p][0], "mrr": float(PLANS[p][2])} for i, p in enumerate(plan_index)
+    ]
+    receiver = Receiver(secret).start()
+    webhooks = {team: {"url": receiver.url, "secret": secret} for team in _teams()}
+    rounds: dict[str, list[dict]] = {"without_alerts": [], "with_alerts": []}
+    try:
+        for _ in range(CLASSIFY_ROUNDS):
+            rounds["without_alerts"].append(_classify_round(folder, texts, fields, None))
+            rounds["with_alerts"].append(_classify_round(folder, texts, fields, webhooks))
+    finally:
+        receiver.stop()
+    delivered = sum(r["alerts"]["delivered"] for r in rounds["with_alerts"])
+    keys = receiver.keys()
+    if len(keys) != delivered or len(set(keys)) != len(keys):
+        raise SystemExit(f"alerts: {delivered} delivered by the outbox, {len(keys)} received, {len(set(keys))} unique")
+    summary = {
+        way: {
+            "p50_ms": round(float(np.median([r["p50_ms"] for r in results])), 2),
+            "p99_ms": round(float(np.median([r["p99_ms"] for r in results])), 2),
+            "requests_per_second": round(float(np.median([r["requests_per_second"] for r in results])), 1),
+        }
+        for way, results in rounds.items()
+    }
+    summary["with_alerts"]["alerts_per_second"] = round(
+        float(np.median([r["alerts_per_second"] for r in rounds["with_alerts"]])), 1
+    )
+    return {
+        "requests_per_round": requests,
+        "concurrency": CLASSIFY_CONCURRENCY,
+        "rounds": rounds,
+        "summary": summary,
+        "alerts_received": len(keys),
+        "p99_with_over_without": round(summary["with_alerts"]["p99_ms"] / summary["without_alerts"]["p99_ms"], 3),
+    }
+
+
 def worker(engine: str, folder: Path, alerts: int) -> None:
     result = (
         run_duckdb(folder)
@@ -242,6 +350,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--alerts", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=1000, help="classify requests per round and way")
+    parser.add_argument("--no-classify", dest="classify", action="store_false", help="skip the service part")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--worker")
@@ -255,6 +365,8 @@ def main() -> None:
         folder = Path(temporary)
         data = generate(folder, args.rows, args.seed)
         results = {engine: in_process(engine, folder, args.alerts) for engine in ("duckdb", "pandas", "dispatcher")}
+        if args.classify:
+            results["classify"] = run_classify(folder, args.requests, args.seed)
     duck, plain = results["duckdb"], results["pandas"]
     agree = {m: tuple(v) for m, v in duck["months"].items()} == {m: tuple(v) for m, v in plain["months"].items()}
     if not agree:
@@ -268,6 +380,14 @@ def main() -> None:
     print(f"report files written in {duck['write_seconds']:.2f} s; target for 1M rows: {TARGET_SECONDS_1M:.0f} s")
     d = results["dispatcher"]
     print(f"dispatcher: {d['alerts']:,} alerts in {d['seconds']:.2f} s, {d['alerts_per_second']:.0f} alerts/s")
+    if "classify" in results:
+        c = results["classify"]
+        rounds = f"{c['requests_per_round']} requests x {CLASSIFY_ROUNDS} rounds"
+        print(f"classify at concurrency {c['concurrency']}, {rounds}:")
+        for way, figures in c["summary"].items():
+            extra = f", alerts delivered {figures['alerts_per_second']:.0f}/s" if "alerts_per_second" in figures else ""
+            print(f"  {way:<16} p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms{extra}")
+        print(f"  p99 with alerts / without: {c['p99_with_over_without']:.2f} ({c['alerts_received']} alerts received)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(
         json.dumps(
@@ -277,7 +397,9 @@ def main() -> None:
                 "data": data,
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "load_before": round(load_before, 2),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "target_seconds_1m": TARGET_SECONDS_1M,
+                "target_met": duck["seconds"] + duck["write_seconds"] < TARGET_SECONDS_1M,
                 "results": results,
             },
             indent=1,

@@ -119,13 +119,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, model: str) -> tuple[subprocess.Popen, str | None]:
-    """The service on `port` with `model` ("default", "fast" or a folder), once ready; and the model version it
-    reports."""
+def start_server(port: int, model: str, settings: dict[str, str] | None = None) -> tuple[subprocess.Popen, str | None]:
+    """The service on `port` with `model` ("default", "fast" or a folder) and otherwise default `settings`
+    (name → value, as REASON_CLASSIFIER_SERVICE_<NAME> variables), once ready; and the model version it reports."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("REASON_CLASSIFIER_SERVICE_")}
     environment["REASON_CLASSIFIER_SERVICE_LOG_LEVEL"] = "warning"
     # the setting, not `serve --model`: that option takes a folder and would resolve "fast" as a path
     environment["REASON_CLASSIFIER_SERVICE_MODEL"] = model
+    for name, value in (settings or {}).items():
+        environment[f"REASON_CLASSIFIER_SERVICE_{name.upper()}"] = value
     process = subprocess.Popen(
         [sys.executable, "-m", "reason_classifier.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPOSITORY,
@@ -150,9 +152,10 @@ def start_server(port: int, model: str) -> tuple[subprocess.Popen, str | None]:
     raise SystemExit("the server did not become ready within 120 s")
 
 
-def load(port: int, texts: list[str], concurrency: int) -> tuple[dict, dict]:
-    """Send every text once, spread over `concurrency` threads; latencies and status counts."""
-    bodies = [json.dumps({"text": t}).encode() for t in texts]
+def load(port: int, texts: list[str], concurrency: int, fields: list[dict] | None = None) -> tuple[dict, dict]:
+    """Send every text once (with its `fields`: customer id, plan, ...), spread over `concurrency` threads;
+    latencies and status counts."""
+    bodies = [json.dumps({"text": t, **(fields[i] if fields else {})}).encode() for i, t in enumerate(texts)]
     latencies = np.zeros(len(bodies))
     statuses: dict[int, int] = {}
     lock = threading.Lock()

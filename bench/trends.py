@@ -151,7 +151,7 @@ def build_store(export: Path, database: Path) -> float:
     import pandas as pd
     from sqlalchemy import create_engine
 
-    from reason_classifier.service.store import classified_answers, metadata
+    from reason_classifier.answer_store_schema import classified_answers, metadata
 
     started = time.perf_counter()
     engine = create_engine(f"sqlite:///{database}")
@@ -186,8 +186,9 @@ def build_postgres_store(export: Path, url: str) -> float:
     import psycopg
     from sqlalchemy import create_engine
 
+    from reason_classifier.answer_store_schema import metadata
     from reason_classifier.database import database_url
-    from reason_classifier.service.store import metadata, prepare_schema
+    from reason_classifier.service.store import prepare_schema
 
     started = time.perf_counter()
     engine = create_engine(database_url(url))
