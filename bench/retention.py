@@ -46,7 +46,7 @@ REPOSITORY = BENCH.parent
 DEFAULT_OUTPUT = BENCH / "results" / "retention.json"
 sys.path.insert(0, str(REPOSITORY))
 
-from bench.plans import draw_plans  # noqa: E402
+from bench.plans import PLANS, draw_plans  # noqa: E402
 
 TARGET_SECONDS_1M = 30.0
 
@@ -279,7 +279,6 @@ def _classify_round(folder: Path, texts: list[str], fields: list[dict], webhooks
 def run_classify(folder: Path, requests: int, seed: int) -> dict:
     import numpy as np
 
-    sys.path.insert(0, str(REPOSITORY))
     from bench.service_latency import answers
     from tests.webhook_receiver import Receiver
 
