@@ -519,7 +519,7 @@ def main() -> None:
                 f"{rows / result['seconds']:,.0f}",
             )
     console.print(table)
-    million = [e for e in report["results"] if e["data"]["rows"] >= 1_000_000 and "duckdb" in e["engines"]]
+    million = [e for e in report["results"] if e["data"]["rows"] == 1_000_000 and "duckdb" in e["engines"]]
     if million:
         total = million[0]["engines"]["duckdb"]["seconds"] + million[0]["engines"]["duckdb"]["write_seconds"]
         report["target"] = {

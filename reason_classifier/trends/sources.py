@@ -392,7 +392,7 @@ class StoreSource(ChunkedSource):
     @staticmethod
     def _grouped_frame(rows: Sequence[Any], names: list[str], kinds: dict[str, str], summed: bool) -> pd.DataFrame:
         measures = [ROW, ANSWERS, *([WEIGHT_SUM, WEIGHTED] if summed else [])]
-        raw = pd.DataFrame(rows, columns=[*names, *measures])
+        raw = _frame(rows, [*names, *measures])
         frame = _typed(raw, names, kinds)
         frame[ROW] = raw[ROW].astype("int64")
         frame[ANSWERS] = raw[ANSWERS].astype("int64")
@@ -425,13 +425,21 @@ class StoreSource(ChunkedSource):
                 dbapi.text_factory = _tolerant_text
             result = connection.execution_options(stream_results=True, yield_per=LOAD_CHUNK_ROWS).execute(query)
             for rows in result.partitions():
-                raw = pd.DataFrame(rows, columns=names)
+                raw = _frame(rows, names)
                 frame = _typed(raw, columns, kinds)
                 frame[ROW] = raw[ROW].astype("int64")
                 yield frame[[*columns, ROW]]
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _frame(rows: Sequence[Any], columns: list[str]) -> pd.DataFrame:
+    """Database rows as a frame, built column by column: pandas inspects every row object it is given one by one
+    (most of the client's time in a grouped report on PostgreSQL went there)."""
+    if not rows:
+        return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame({name: list(column) for name, column in zip(columns, zip(*rows, strict=True), strict=True)})
 
 
 def _load(con: Any, chunks: Iterator[pd.DataFrame], columns: list[str], table: str) -> str:
