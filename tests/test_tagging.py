@@ -17,6 +17,13 @@ from reason_classifier.progress import ProgressEvent
 from reason_classifier.survey_files import SurveyFormat
 from reason_classifier.tagging import TAG_COLUMNS, tag_file, tag_table
 
+
+@pytest.fixture(scope="module")
+def classifier(tiny_classifier: ReasonClassifier) -> ReasonClassifier:
+    """Tagging and files need a model, not the shipped one's judgement: the tiny test model (tests/conftest.py)."""
+    return tiny_classifier
+
+
 ANSWERS = [
     "Too expensive for a team of three",
     "太贵了，不值这个价",
