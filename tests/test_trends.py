@@ -652,7 +652,7 @@ def test_a_store_the_report_opened_is_closed_even_when_a_column_is_missing(tmp_p
     given.close()
 
 
-def test_emerging_reasons_are_added_only_where_there_are_answers_to_look_in(tmp_path, tiny_classifier, monkeypatch):
+def test_emerging_reasons_are_added_only_where_there_are_answers_to_look_in(tmp_path, classifier, monkeypatch):
     from reason_classifier.classifier import ReasonClassifier
     from reason_classifier.trends import add_emerging_reasons
 
@@ -664,7 +664,7 @@ def test_emerging_reasons_are_added_only_where_there_are_answers_to_look_in(tmp_
     without_answers = compute_trends(write_export(tmp_path / "n.csv", generated(60), columns), latest_sample=50)
     assert add_emerging_reasons(without_answers).document.emerging is None
     report = compute_trends(write_export(tmp_path / "e.csv", generated(300)), latest_sample=40)
-    add_emerging_reasons(report, tiny_classifier)
+    add_emerging_reasons(report, classifier)
     emerging = report.document.emerging
     assert emerging is not None and emerging.period == report.document.periods[-1].period
     assert emerging.sampled == len(report.latest_answers) == 40 < emerging.answers_in_period
