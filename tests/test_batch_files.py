@@ -34,6 +34,12 @@ from reason_classifier.survey_files import (
 from reason_classifier.tagging import tag_file
 
 
+@pytest.fixture(scope="module")
+def classifier(tiny_classifier: ReasonClassifier) -> ReasonClassifier:
+    """Tagging and files need a model, not the shipped one's judgement: the tiny test model (tests/conftest.py)."""
+    return tiny_classifier
+
+
 def rows_of(path: Path) -> list[list[str]]:
     with open(path, encoding="utf-8-sig", newline="") as file:
         return list(csv.reader(file))
@@ -293,16 +299,16 @@ class Slow(ReasonClassifier):
         time.sleep(0.2)
         return super().predict(texts)
 
-base = ReasonClassifier.load("fast", detect_language=False)
+base = ReasonClassifier.load(sys.argv[3], detect_language=False)
 slow = Slow(base.encoder, base.taxonomy, base.head, base.abstain_below, char_ngrams=base.char_ngrams)
 tag_file(sys.argv[1], sys.argv[2], slow, "answer", chunk_rows=5)
 print("done", flush=True)
 """
 
 
-def start_tagging(source: Path, target: Path) -> subprocess.Popen:
+def start_tagging(source: Path, target: Path, model: Path) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_TAGGING, str(source), str(target)],
+        [sys.executable, "-c", SLOW_TAGGING, str(source), str(target), str(model)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -340,30 +346,32 @@ def test_sigterm_in_this_process_unwinds_and_removes_the_temporary_file(tmp_path
 
 
 @pytest.mark.slow
-def test_sigterm_during_tagging_removes_the_temporary_file_and_kill_9_leftovers_go_on_the_next_run(tmp_path):
-    """A real `kill`: three processes, each loading the fast model (slow)."""
+def test_sigterm_during_tagging_removes_the_temporary_file_and_kill_9_leftovers_go_on_the_next_run(
+    tmp_path, tiny_model
+):
+    """A real `kill`: three processes, each loading the tiny model, the last tagging 80 deliberately slow chunks."""
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     pd.DataFrame({"answer": ["too expensive", "support is slow"] * 200}).to_csv(source, index=False)
 
-    process = start_tagging(source, target)
+    process = start_tagging(source, target, tiny_model)
     assert len(partials(tmp_path)) == 1
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert partials(tmp_path) == [] and not target.exists()
 
-    process = start_tagging(source, target)
+    process = start_tagging(source, target, tiny_model)
     process.kill()
     process.wait(timeout=60)
     assert len(partials(tmp_path)) == 1  # kill -9 cannot be caught ...
 
-    process = start_tagging(source, target)  # ... so the next run removes what it left
+    process = start_tagging(source, target, tiny_model)  # ... so the next run removes what it left
     time.sleep(0.1)
     assert len(partials(tmp_path)) == 1
     assert process.stdout.read().endswith("done\n") and process.wait(timeout=120) == 0
     assert partials(tmp_path) == [] and len(rows_of(target)) == 401
 
 
-def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_path):
+def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_path, tiny_model):
     from typer.testing import CliRunner
 
     from reason_classifier.cli.main import app
@@ -376,7 +384,7 @@ def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_
     source.write_text("answer\ntoo expensive\n", encoding="utf-8")
     (tmp_path / "a-file").write_text("not a folder")
     result = CliRunner().invoke(
-        app, ["tag", str(source), "-o", str(tmp_path / "a-file" / "out.csv"), "--model", "fast"]
+        app, ["tag", str(source), "-o", str(tmp_path / "a-file" / "out.csv"), "--model", str(tiny_model)]
     )
     assert result.exit_code == 2 and "cannot write the output" in result.output
     assert isinstance(result.exception, SystemExit)  # typer's clean exit, not an uncaught error

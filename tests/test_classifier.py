@@ -1,4 +1,5 @@
-"""The Python API on the shipped default model: languages, abstention, consistency, persistence."""
+"""The Python API: consistency and persistence on the tiny test model; languages and abstention on the shipped one
+(slow)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import ModelFolderError
-from reason_classifier.model_folder import DEFAULT_MODEL_PATH
 from reason_classifier.taxonomy import CATEGORIES
 
 # One plain answer per category and language (written for this test, not taken from labels/).
@@ -43,6 +43,7 @@ ANSWERS = {
 CASES = [(lang, category, text) for lang, answers in ANSWERS.items() for category, text in answers.items()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("language", "category", "text"), CASES, ids=[f"{language}-{c}" for language, c, _ in CASES])
 def test_predicts_each_category_in_english_chinese_and_polish(classifier, language, category, text):
     prediction = classifier.predict([text])[0]
@@ -52,42 +53,45 @@ def test_predicts_each_category_in_english_chinese_and_polish(classifier, langua
     assert 0 < prediction.confidence <= 1 and prediction.error is None
 
 
-def test_scores_are_a_distribution_and_sub_reason_never_contradicts_category(classifier):
+def test_scores_are_a_distribution_and_sub_reason_never_contradicts_category(tiny_classifier):
     texts = [text for _, _, text in CASES] + ["hmm", "asdfghjkl", "price", "ok thanks bye"]
-    for prediction in classifier.predict(texts):
+    for prediction in tiny_classifier.predict(texts):
         assert list(prediction.scores) == list(CATEGORIES)
         assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-3)
-        assert classifier.taxonomy.category_of(prediction.sub_reason) == prediction.category
+        assert tiny_classifier.taxonomy.category_of(prediction.sub_reason) == prediction.category
         assert 0 <= prediction.sub_reason_confidence <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", ["asdfghjkl qwerty", "n/a", "😀", "12345", "-", "nice weather today"])
 def test_abstains_on_non_answers(classifier, text):
     assert classifier.predict([text])[0].category == "other"
 
 
-def test_unclassifiable_inputs_are_flagged_in_place(classifier):
-    predictions = classifier.predict(["too expensive", "", None, 42, "x" * (classifier.max_chars + 1), "   "])
+def test_unclassifiable_inputs_are_flagged_in_place(tiny_classifier):
+    predictions = tiny_classifier.predict(["too expensive", "", None, 42, "x" * (tiny_classifier.max_chars + 1), "   "])
     assert [p.error for p in predictions] == [
         None,
         "empty answer",
         "empty answer",
         "answer is not text (int: 42)",
-        f"answer too long ({classifier.max_chars + 1} characters, limit {classifier.max_chars})",
+        f"answer too long ({tiny_classifier.max_chars + 1} characters, limit {tiny_classifier.max_chars})",
         "answer is only whitespace",
     ]
     assert all(p.category == "other" and p.confidence is None for p in predictions[1:])
     with pytest.raises(ValueError, match="text 1: empty answer"):
-        classifier.predict_proba(["fine", ""])
+        tiny_classifier.predict_proba(["fine", ""])
 
 
-def test_duplicates_are_encoded_once_and_answered_identically(classifier):
-    probabilities = classifier.predict_proba(["too expensive", "support is slow", "too expensive"])
+def test_duplicates_are_encoded_once_and_answered_identically(tiny_classifier):
+    probabilities = tiny_classifier.predict_proba(["too expensive", "support is slow", "too expensive"])
     assert probabilities.shape == (3, len(CATEGORIES))
     np.testing.assert_array_equal(probabilities[0], probabilities[2])
 
 
-def test_save_and_load_give_identical_predictions(classifier, tmp_path):
+@pytest.mark.parametrize("model", ["tiny_classifier", pytest.param("classifier", marks=pytest.mark.slow)])
+def test_save_and_load_give_identical_predictions(model, request, tmp_path):
+    classifier = request.getfixturevalue(model)  # the shipped model also saves its encoder and transformer
     classifier.save(tmp_path / "copy")
     again = ReasonClassifier.load(tmp_path / "copy")
     texts = [text for _, _, text in CASES]
@@ -96,8 +100,8 @@ def test_save_and_load_give_identical_predictions(classifier, tmp_path):
 
 
 @pytest.fixture()
-def model_copy(tmp_path):
-    return shutil.copytree(DEFAULT_MODEL_PATH, tmp_path / "model")
+def model_copy(tiny_model, tmp_path):
+    return shutil.copytree(tiny_model, tmp_path / "model")
 
 
 def test_missing_file_is_named(model_copy):
@@ -132,12 +136,14 @@ def test_broken_config_and_missing_folder(model_copy, tmp_path):
         ReasonClassifier.load(tmp_path / "nowhere")
 
 
-def test_from_settings_reads_the_environment_and_a_named_model_takes_the_place_of_its_model(monkeypatch, tmp_path):
+def test_from_settings_reads_the_environment_and_a_named_model_takes_the_place_of_its_model(
+    monkeypatch, tmp_path, tiny_model
+):
     monkeypatch.setenv("REASON_CLASSIFIER_MAX_CHARS", "40")
     monkeypatch.setenv("REASON_CLASSIFIER_DETECT_LANGUAGE", "false")
     monkeypatch.setenv("REASON_CLASSIFIER_MODEL", str(tmp_path / "missing"))
-    classifier = ReasonClassifier.from_settings(model="fast")
-    assert classifier.max_chars == 40 and classifier.language_detector is None and classifier.transformer is None
+    classifier = ReasonClassifier.from_settings(model=tiny_model)
+    assert classifier.max_chars == 40 and classifier.language_detector is None and classifier.version.startswith("tiny")
     assert classifier.predict(["x" * 41])[0].error == "answer too long (41 characters, limit 40)"
     with pytest.raises(ModelFolderError, match="missing"):
         ReasonClassifier.from_settings()

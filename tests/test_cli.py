@@ -19,9 +19,11 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_tag_the_shipped_example_keeps_every_row_and_prints_a_summary(tmp_path):
+def test_tag_the_shipped_example_keeps_every_row_and_prints_a_summary(tmp_path, tiny_model):
     target = tmp_path / "tagged.csv"
-    result = runner.invoke(app, ["tag", str(EXAMPLE), "-o", str(target), "--text-column", "answer"])
+    result = runner.invoke(
+        app, ["tag", str(EXAMPLE), "-o", str(target), "--text-column", "answer", "--model", str(tiny_model)]
+    )
     assert result.exit_code == 0, result.output
     original, tagged = rows(EXAMPLE), rows(target)
     assert len(tagged) == len(original) == 60
@@ -32,10 +34,10 @@ def test_tag_the_shipped_example_keeps_every_row_and_prints_a_summary(tmp_path):
     assert "60 answers tagged" in result.output
 
 
-def test_tag_guesses_the_answer_column_and_names_the_default_output(tmp_path):
+def test_tag_guesses_the_answer_column_and_names_the_default_output(tmp_path, tiny_model):
     source = tmp_path / "export.csv"
     source.write_text("id,Answer\n1,too expensive\n", encoding="utf-8")
-    result = runner.invoke(app, ["tag", str(source), "--json"])
+    result = runner.invoke(app, ["tag", str(source), "--json", "--model", str(tiny_model)])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["rows"] == 1 and summary["categories"]["pricing"] == 1
@@ -57,15 +59,15 @@ def test_tag_unknown_extension_and_missing_file(tmp_path):
     assert result.exit_code == 2 and "no such file" in result.output
 
 
-def test_classify_prints_one_json_prediction_per_answer():
-    result = runner.invoke(app, ["classify", "Za drogo jak na nasz budżet", ""])
+def test_classify_prints_one_json_prediction_per_answer(tiny_model):
+    result = runner.invoke(app, ["classify", "Za drogo jak na nasz budżet", "", "--model", str(tiny_model)])
     assert result.exit_code == 0, result.output
     predictions = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert predictions[0]["category"] == "pricing" and predictions[0]["language"] == "pl"
     assert predictions[1]["error"] == "empty answer"
 
 
-def test_evaluate_writes_metrics_png_and_a_self_contained_html_report(tmp_path):
+def test_evaluate_writes_metrics_png_and_a_self_contained_html_report(tmp_path, tiny_model):
     labelled = tmp_path / "labelled.csv"
     labelled.write_text(
         "text,category,sub_reason,lang\n"
@@ -75,7 +77,7 @@ def test_evaluate_writes_metrics_png_and_a_self_contained_html_report(tmp_path):
         "Przeszliśmy do konkurencji,market,switched_competitor,pl\n",
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["evaluate", "default", str(labelled), "-o", str(tmp_path / "report")])
+    result = runner.invoke(app, ["evaluate", str(tiny_model), str(labelled), "-o", str(tmp_path / "report")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert metrics["rows"] == 4 and set(metrics["per_language"]) == {"en", "pl"}
@@ -90,7 +92,7 @@ def test_train_sets_aside_a_held_out_split_and_writes_a_loadable_model_folder(tm
     from reason_classifier.classifier import ReasonClassifier
 
     config = tmp_path / "config.yaml"
-    config.write_text("fine_tune_epochs: 0\nfolds: 2\n", encoding="utf-8")
+    config.write_text("encoder: hashed-char-ngrams\nchar_ngram_weight: 0\nfolds: 2\n", encoding="utf-8")
     data = Path(__file__).resolve().parent.parent / "labels" / "train" / "pl.csv"
     result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "model"), "--config", str(config)])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,4 @@
-"""Both shipped encoders load from their pip packages, offline, and give unit-length embeddings."""
+"""The shipped encoders load offline (the two with weights from their pip packages) and give unit-length embeddings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reason_classifier.encoders import MINILM, USE_MULTILINGUAL, load_encoder, minilm_path
+from reason_classifier.encoders import HASHED_NGRAMS, MINILM, USE_MULTILINGUAL, load_encoder, minilm_path
 from reason_classifier.errors import EncoderError
 
 
@@ -20,6 +20,19 @@ def test_shipped_encoders_embed_offline(name, dimension, monkeypatch):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     assert encoder.encode([]).shape == (0, dimension)
+
+
+def test_the_weightless_encoder_reads_spelling_the_same_way_on_every_machine():
+    encoder = load_encoder(HASHED_NGRAMS)
+    vectors = encoder.encode(["TOO EXPENSIVE", "too expensive", "much too expensive", "the app crashed", "x"])
+    assert vectors.shape == (5, encoder.dimension) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert vectors[0] @ vectors[1] == pytest.approx(1.0)  # case is not read
+    assert vectors[1] @ vectors[2] > 0.7 > 0.2 > abs(vectors[1] @ vectors[3])
+    np.testing.assert_allclose(encoder.encode(["zażółć", "zazolc"])[0], encoder.encode(["zazolc"])[0])
+    # Hashing, no state: a fresh instance (another process, another machine) gives the same numbers.
+    np.testing.assert_array_equal(type(encoder)().encode(["too expensive"]), vectors[1:2])
+    assert encoder.encode([]).shape == (0, encoder.dimension)
 
 
 def test_multilingual_encoder_matches_translations():

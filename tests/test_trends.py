@@ -409,7 +409,7 @@ def test_cli_writes_csv_json_and_html_and_fails_clearly(tmp_path):
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
 
 
-def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
+def test_endpoint_matches_the_cli_on_the_same_store(tiny_classifier, tmp_path):
     from reason_classifier.service.store import AnswerStore
     from tests.service_helpers import running
 
@@ -418,7 +418,7 @@ def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
     seed_store.add(_store_rows(generated(150, seed=3)))
     seed_store.flush()
     seed_store.close()
-    with running(classifier, store=str(database)) as client:
+    with running(tiny_classifier, store=str(database)) as client:
         client.post("/v1/classify", json={"text": "Too expensive for us", "plan": "pro", "mrr": 49})
         client.app.state.service.store.flush()
         response = client.get("/v1/trends", params={"period": "month", "by": ["plan"]})
@@ -431,11 +431,11 @@ def test_endpoint_matches_the_cli_on_the_same_store(classifier, tmp_path):
     written = json.loads((tmp_path / "out" / "trends.json").read_text())
     assert served["rows"] == written["rows"] and served["periods"] == written["periods"]
     assert served["summary"]["rows_reported"] == 151 and served["examples"] == []
-    with running(classifier) as client:
+    with running(tiny_classifier) as client:
         assert client.get("/v1/trends").json()["error"]["code"] == "no_store"
 
 
-def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values(classifier, tmp_path):
+def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values(tiny_classifier, tmp_path):
     """Observed: by=text and by=customer_id listed every stored answer and customer id; weight=text quoted one."""
     from reason_classifier.service.store import AnswerStore
     from tests.service_helpers import running
@@ -450,7 +450,7 @@ def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values
     seed_store.add(rows)
     seed_store.flush()
     seed_store.close()
-    with running(classifier, store=str(database), trends_metadata_keys=["contract", "tenure"]) as client:
+    with running(tiny_classifier, store=str(database), trends_metadata_keys=["contract", "tenure"]) as client:
         refused = [
             client.get("/v1/trends", params=params)
             for params in (
@@ -482,7 +482,7 @@ def test_endpoint_segments_only_by_the_allow_list_and_never_quotes_stored_values
         assert "private answer" not in allowed.text and "example.com" not in allowed.text
 
 
-def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_the_way_out(classifier, tmp_path):
+def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_the_way_out(tiny_classifier, tmp_path):
     """Observed: a stored metadata value with a lone surrogate made `by=metadata.KEY` answer 500 forever, and the CLI
     crash."""
     from reason_classifier.service.store import AnswerStore
@@ -497,7 +497,7 @@ def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_
             """UPDATE classified_answers SET metadata = '{"contract": "an\\ud800nual"}' WHERE id = 1"""
         )
     seed_store.close()
-    with running(classifier, store=str(database), trends_cache_seconds=0) as client:
+    with running(tiny_classifier, store=str(database), trends_cache_seconds=0) as client:
         sent = client.post(
             "/v1/classify",
             content=b'{"text": "too expensive", "metadata": {"contract": "mon\\udc00thly", "\\ud800": 1}}',
@@ -519,10 +519,10 @@ def test_a_lone_surrogate_in_metadata_is_cleaned_on_the_way_in_and_tolerated_on_
 
 
 @pytest.mark.parametrize(("cache_seconds", "second_count"), [(60.0, 1), (0.0, 2)])
-def test_endpoint_reuses_an_answer_for_the_cache_time_only(classifier, tmp_path, cache_seconds, second_count):
+def test_endpoint_reuses_an_answer_for_the_cache_time_only(tiny_classifier, tmp_path, cache_seconds, second_count):
     from tests.service_helpers import running
 
-    with running(classifier, store=str(tmp_path / "store.db"), trends_cache_seconds=cache_seconds) as client:
+    with running(tiny_classifier, store=str(tmp_path / "store.db"), trends_cache_seconds=cache_seconds) as client:
         for expected in (1, second_count):
             client.post("/v1/classify", json={"text": "Too expensive for us", "plan": "pro", "mrr": 49})
             client.app.state.service.store.flush()
@@ -554,7 +554,9 @@ def test_report_renders_in_chromium_with_its_charts_and_no_network(tmp_path):
     assert page.counts["movers"] == 1 and page.counts["segment tables"] == 2 and page.counts["examples"] >= 1
 
 
+@pytest.mark.slow
 def test_emerging_reasons_cluster_answers_far_from_every_sub_reason(classifier):
+    """On the shipped model: how far an answer is from the taxonomy is a matter of meaning ("too expensive" is near)."""
     from reason_classifier.trends.emerging import find_emerging_reasons
 
     texts = (
