@@ -45,14 +45,12 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPOSITORY = BENCH.parent
 DEFAULT_OUTPUT = BENCH / "results" / "retention.json"
+sys.path.insert(0, str(REPOSITORY))
+
+from bench.plans import PLANS, draw_plans  # noqa: E402
+
 TARGET_SECONDS_1M = 30.0
 
-PLANS = (
-    ("starter", 0.45, 19, 29),
-    ("pro", 0.35, 49, 99),
-    ("business", 0.17, 199, 499),
-    ("enterprise", 0.03, 1500, 6000),
-)
 REASONS = (
     ("pricing", "too_expensive", "downgrade", None, 0.25),
     ("pricing", "price_increase", None, "price_increase_offer", 0.12),
@@ -81,10 +79,7 @@ def generate(folder: Path, rows: int, seed: int) -> dict:
     start = datetime(2025, 7, 1, tzinfo=UTC).timestamp()
     seconds = rng.uniform(0, 365 * 86400, rows)
     customers = rng.integers(0, int(rows * 0.9), rows)
-    plan_index = rng.choice(len(PLANS), rows, p=[p[1] for p in PLANS])
-    low = np.array([p[2] for p in PLANS])[plan_index]
-    high = np.array([p[3] for p in PLANS])[plan_index]
-    mrr = np.round(rng.uniform(low, high), 2)
+    plans, mrr = draw_plans(rng, rows)
     reason_index = rng.choice(len(REASONS), rows, p=[r[4] for r in REASONS])
     offers = np.empty(rows, dtype=object)
     experiments = np.full(rows, None, dtype=object)
@@ -105,7 +100,7 @@ def generate(folder: Path, rows: int, seed: int) -> dict:
             "request_id": [f"r{i:08d}" for i in range(rows)],
             "item": 0,
             "customer_id": [f"c{c:08d}" for c in customers],
-            "plan": np.array([p[0] for p in PLANS], dtype=object)[plan_index],
+            "plan": plans,
             "mrr": mrr,
             "category": np.array([r[0] for r in REASONS], dtype=object)[reason_index],
             "sub_reason": np.array([r[1] for r in REASONS], dtype=object)[reason_index],
@@ -193,7 +188,6 @@ def run_pandas(folder: Path) -> dict:
 
 
 def run_dispatcher(folder: Path, alerts: int) -> dict:
-    sys.path.insert(0, str(REPOSITORY))
     from sqlalchemy import create_engine, insert
 
     from reason_classifier.answer_store_schema import alert_outbox, create_tables
@@ -287,7 +281,6 @@ def _classify_round(folder: Path, model: str, texts: list[str], fields: list[dic
 def run_classify(folder: Path, model: str, requests: int, seed: int) -> dict:
     import numpy as np
 
-    sys.path.insert(0, str(REPOSITORY))
     from bench.service_latency import answers
     from tests.webhook_receiver import Receiver
 

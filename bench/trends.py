@@ -51,14 +51,12 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPOSITORY = BENCH.parent
 DEFAULT_OUTPUT = BENCH / "results" / "trends.json"
+sys.path.insert(0, str(REPOSITORY))
+
+from bench.plans import draw_plans  # noqa: E402
+
 TARGET_SECONDS_1M = 30.0
 
-PLANS = (
-    ("starter", 0.45, 19, 29),
-    ("pro", 0.35, 49, 99),
-    ("business", 0.17, 199, 499),
-    ("enterprise", 0.03, 1500, 6000),
-)
 SEGMENTS = ("plan", "contract")
 ENGINES = ("duckdb", "pandas", "store", "postgres", "postgres-cli", "postgres-rows")
 POSTGRES_SETTINGS = {"shared_buffers": "256MB", "work_mem": "64MB"}
@@ -114,10 +112,7 @@ def _generate_chunk(path: Path, first: int, rows: int, rng: Any) -> None:
     weights /= weights.sum(axis=1, keepdims=True)
     picks = (weights.cumsum(axis=1) > rng.random(rows)[:, None]).argmax(axis=1)
 
-    plan_names = np.array([p[0] for p in PLANS])
-    plan = rng.choice(len(PLANS), size=rows, p=[p[1] for p in PLANS])
-    low, high = np.array([p[2] for p in PLANS]), np.array([p[3] for p in PLANS])
-    mrr = np.round(rng.uniform(low[plan], high[plan]), 2)
+    plans, mrr = draw_plans(rng, rows)
     contract = np.where(rng.random(rows) < 0.3, "annual", "monthly")
     tenure = rng.geometric(1 / 14, rows)
     pool = [examples[s] for s in sub_reasons]
@@ -132,7 +127,7 @@ def _generate_chunk(path: Path, first: int, rows: int, rng: Any) -> None:
         {
             "customer_id": [f"cus_{i:08d}" for i in range(first, first + rows)],
             "cancelled_at": pd.Series(stamps.strftime("%Y-%m-%dT%H:%M:%S")) + pd.Series(offsets),
-            "plan": plan_names[plan],
+            "plan": plans,
             "contract": contract,
             "tenure_months": tenure,
             "mrr": mrr,

@@ -105,6 +105,7 @@ def tag(
     settings = Settings()
     if engine == "ray":
         return _tag_on_ray(
+            settings,
             input,
             output_path,
             text_column,
@@ -149,6 +150,7 @@ def tag(
 
 
 def _tag_on_ray(
+    settings: Settings,
     input: str,
     output_path: Path | None,
     text_column: str | None,
@@ -163,7 +165,6 @@ def _tag_on_ray(
 ) -> None:
     from reason_classifier.ray_tagging import RayTagOptions, find_sources, tag_on_ray
 
-    settings = Settings()
     if output_path is None:
         raise fail("--engine ray writes one output per input file: give the output folder with -o")
     try:
@@ -171,16 +172,13 @@ def _tag_on_ray(
         if text_column is None and "://" in sources[0]:
             raise fail("--engine ray on remote files needs --text-column")
         text_column = answer_column(text_column, Path(sources[0]), format, encoding, sheet)
-        options = RayTagOptions(
-            text_column=text_column,
-            model=str(model or settings.model) if (model or settings.model) else None,
+        options = RayTagOptions.from_settings(
+            settings.choosing_model(model),
+            text_column,
             input_format=format,
             output_format=output_format or "parquet",
             encoding=encoding,
             sheet=sheet,
-            chunk_rows=settings.chunk_rows,
-            max_chars=settings.max_chars,
-            detect_language=settings.detect_language,
         )
         console.print(f"tagging {len(sources)} file(s) on Ray", highlight=False)
         result = tag_on_ray(sources, output_path, options, workers=workers, address=address)
@@ -232,7 +230,7 @@ def train(
 
     try:
         training_config = TrainingConfig.load(config, encoder=base)
-        with progress_bar("training") as on_progress:
+        with progress_bar("training", lines_without_terminal=True) as on_progress:
             classifier, metrics = train_from_files(
                 data, output_path, training_config, taxonomy=taxonomy, heldout=heldout, on_progress=on_progress
             )

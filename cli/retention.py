@@ -4,7 +4,6 @@ table."""
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
 
-from .common import console, fail, output
+from .common import console, day, fail, output
 
 
 def retention(
@@ -70,32 +69,24 @@ def retention(
     from reason_classifier.trends.options import Segment
     from reason_classifier.trends.periods import Period
 
-    sources = None
     try:
-        controls = {}
-        if offers is not None:
-            config = OffersConfig.load(offers)
-            controls = {name: e.control_variant for name, e in config.experiments.items()}
+        controls = OffersConfig.load(offers).experiment_controls if offers is not None else {}
         options = RetentionOptions(
             period=Period.parse(period),
             by=tuple(Segment.parse(b) for b in by or ()),
-            since=_day(since, "--since"),
-            until=_day(until, "--until"),
+            since=day(since, "--since"),
+            until=day(until, "--until"),
             horizon_months=horizon_months,
             confidence=confidence,
             controls=controls,
             date_column=date_column,
             timezone=timezone,
         )
-        sources = open_sources(source, outcomes, format, sheet)
-        with console.status("computing retention"):
+        with open_sources(source, outcomes, format, sheet) as sources, console.status("computing retention"):
             document = compute_retention(sources, options)
         paths = write_retention(document, output_dir)
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
-    finally:
-        if sources is not None:
-            sources.close()
     for note in document.notes:
         console.print(f"note: {note}", highlight=False)
     s = document.summary
@@ -142,12 +133,3 @@ def retention(
         output.print(table)
     for name, path in paths.items():
         output.print(f"{name}: {path}", highlight=False)
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ReasonClassifierError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -11,8 +10,9 @@ import typer
 from rich.table import Table
 
 from reason_classifier.errors import ReasonClassifierError
+from reason_classifier.trends.options import EMERGING_SAMPLE
 
-from .common import console, fail, output
+from .common import console, day, fail, output
 
 
 def trends(
@@ -77,7 +77,7 @@ def trends(
     emerging_sample: Annotated[
         int,
         typer.Option(min=10, help="Most answers of the last period embedded for emerging reasons (a seeded sample)."),
-    ] = 2000,
+    ] = EMERGING_SAMPLE,
     model: Annotated[
         Path | None, typer.Option(help="Model folder for emerging reasons (default: the shipped model).")
     ] = None,
@@ -85,52 +85,43 @@ def trends(
 ) -> None:
     """Reason trends for product teams: shares and revenue lost per period, reason and segment, top movers, emerging
     reasons."""
-    from reason_classifier.trends import TrendOptions, compute_trends
-    from reason_classifier.trends.report import write_trends
-    from reason_classifier.trends.sources import open_source
+    from reason_classifier.trends import TrendOptions, add_emerging_reasons, compute_trends, write_trends
 
     try:
         options = TrendOptions(
             period=period,
             by=tuple(by or ()),
             weight=None if no_weight else (weight or "auto"),
-            since=_day(since, "--since"),
-            until=_day(until, "--until"),
+            since=day(since, "--since"),
+            until=day(until, "--until"),
             date_column=date_column,
             date_format=date_format,
             text_column=text_column,
             timezone=timezone,
         )
-        src = open_source(source, format, sheet)
         with console.status("computing trends"):
-            report = compute_trends(src, options, latest_sample=emerging_sample if emerging else 0)
-        document = report.document
-        if emerging and document.columns.text and document.periods:
+            report = compute_trends(
+                source, options, latest_sample=emerging_sample if emerging else 0, input_format=format, sheet=sheet
+            )
+        if emerging:
             with console.status("looking for emerging reasons"):
-                document.emerging = _emerging(report, model)
+                add_emerging_reasons(report, model=model)
         paths = write_trends(report, output_dir)
     except (ReasonClassifierError, ValueError, OSError) as error:
         raise fail(str(error)) from None
-    finally:
-        if "src" in locals() and hasattr(src, "close"):
-            src.close()
 
+    document = report.document
     columns = document.columns
     for note in document.notes:
         console.print(f"note: {note}", highlight=False)
     if json_output:
-        last = document.periods[-1].start if document.periods else None
         output.print_json(
             json.dumps(
                 {
                     "columns": columns.model_dump(),
                     "summary": document.summary.model_dump(mode="json"),
                     "periods": [p.model_dump(mode="json") for p in document.periods],
-                    "last_period": [
-                        r.model_dump(mode="json")
-                        for r in document.rows
-                        if r.segment == "all" and r.level == "category" and r.period_start == last
-                    ],
+                    "last_period": [r.model_dump(mode="json") for r in document.latest_rows()],
                     "files": {k: str(v) for k, v in paths.items()},
                 }
             )
@@ -155,15 +146,14 @@ def trends(
             *(("revenue share", "change (pts)") if columns.weight else ()),
         ):
             table.add_column(name, justify="left" if name == "category" else "right")
-        for r in document.rows:
-            if r.segment == "all" and r.level == "category" and r.period_start == last.start:
-                table.add_row(
-                    r.category,
-                    f"{r.answers:,}",
-                    f"{r.share_pct:.1f}%",
-                    _points(r.share_change_pts),
-                    *((f"{r.revenue_share_pct:.1f}%", _points(r.revenue_share_change_pts)) if columns.weight else ()),
-                )
+        for r in document.latest_rows():
+            table.add_row(
+                r.category,
+                f"{r.answers:,}",
+                f"{r.share_pct:.1f}%",
+                _points(r.share_change_pts),
+                *((f"{r.revenue_share_pct:.1f}%", _points(r.revenue_share_change_pts)) if columns.weight else ()),
+            )
         output.print(table)
     if document.emerging is not None:
         output.print(
@@ -172,26 +162,6 @@ def trends(
         )
     for name, path in paths.items():
         output.print(f"{name}: {path}", highlight=False)
-
-
-def _emerging(report, model: Path | None):
-    from reason_classifier.classifier import ReasonClassifier
-    from reason_classifier.trends.emerging import find_emerging_reasons
-
-    classifier = ReasonClassifier.from_settings(model=model)
-    last = report.document.periods[-1]
-    return find_emerging_reasons(
-        report.latest_answers, classifier, period=last.period, answers_in_period=report.latest_answers_total
-    )
-
-
-def _day(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ReasonClassifierError(f"{option} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
 def _points(value: float | None) -> str:

@@ -159,9 +159,9 @@ class ReasonClassifier:
         command and the service load their model through here, so a `REASON_CLASSIFIER_*` setting means the same
         everywhere. `model` (a command's --model) takes the place of `settings.model` when given; `encoder` is
         `load`'s."""
-        settings = settings or Settings()
+        settings = (settings or Settings()).choosing_model(model)
         return cls.load(
-            settings.model if model is None else model,
+            settings.model,
             threads=settings.threads,
             max_chars=settings.max_chars,
             detect_language=settings.detect_language,

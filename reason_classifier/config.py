@@ -6,6 +6,8 @@ to point every command and the service at another model folder).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,3 +28,8 @@ class Settings(BaseSettings):
     max_chars: int = Field(default=DEFAULT_MAX_CHARS, ge=1)
     chunk_rows: int = Field(default=DEFAULT_CHUNK_ROWS, ge=1)
     detect_language: bool = True
+
+    def choosing_model(self, model: str | Path | None) -> Settings:
+        """These settings with a command's --model in place of theirs when one is given: the one rule for which
+        model folder a run loads, local or on Ray."""
+        return self if model is None else self.model_copy(update={"model": str(model)})

@@ -186,7 +186,7 @@ def _parse(data: bytes) -> E5File:
         dtype = data[offset]
         count, start, size = struct.unpack_from("<IQQ", data, offset + 1)
         offset += 21
-        tensors[name] = _tensor(data[start : start + size], dtype, count, hidden if name == "emb.word" else None)
+        tensors[name] = _tensor(data[start : start + size], dtype, count)
     special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return E5File(
         hidden,
@@ -205,7 +205,7 @@ def _parse(data: bytes) -> E5File:
     )
 
 
-def _tensor(raw: bytes, dtype: int, count: int, row_length: int | None) -> np.ndarray:
+def _tensor(raw: bytes, dtype: int, count: int) -> np.ndarray:
     if dtype == _F32:
         return np.frombuffer(raw, np.float32, count).copy()
     if dtype != _Q4:

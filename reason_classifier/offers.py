@@ -194,6 +194,11 @@ class OffersConfig(BaseModel):
     default_offer: _Identifier = "none"
     alerts: AlertOptions = Field(default_factory=AlertOptions)
 
+    @property
+    def experiment_controls(self) -> dict[str, str]:
+        """Each experiment's control variant, by experiment name: what the retention report compares with."""
+        return {name: experiment.control_variant for name, experiment in self.experiments.items()}
+
     @model_validator(mode="before")
     @classmethod
     def _messages_by_language(cls, data: Any) -> Any:

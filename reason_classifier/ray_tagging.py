@@ -34,7 +34,7 @@ from typing import Any
 
 from .answers import DEFAULT_MAX_CHARS
 from .classifier import ReasonClassifier
-from .config import DEFAULT_CHUNK_ROWS
+from .config import DEFAULT_CHUNK_ROWS, Settings
 from .errors import InputError, ReasonClassifierError
 from .survey_files import SurveyFormat, SurveyReader, SurveyWriter, detect_format, open_reader, open_writer
 from .tagging import TagSummary, tag_chunk, write_tagged
@@ -64,6 +64,30 @@ class RayTagOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     max_chars: int = DEFAULT_MAX_CHARS
     detect_language: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings, text_column: str, **reading: Any) -> RayTagOptions:
+        """The options of a run whose actors load the model `settings` describe, as the local engine does;
+        `reading`: the other fields (input_format, output_format, encoding, sheet)."""
+        return cls(
+            text_column=text_column,
+            model=settings.model,
+            chunk_rows=settings.chunk_rows,
+            max_chars=settings.max_chars,
+            detect_language=settings.detect_language,
+            **reading,
+        )
+
+    def actor_settings(self) -> Settings:
+        """The run-time settings an actor loads its model with (`ReasonClassifier.from_settings`), with one BLAS
+        thread: the pool is the parallelism; more threads per actor oversubscribe the cores."""
+        return Settings(
+            model=self.model,
+            threads=1,
+            max_chars=self.max_chars,
+            chunk_rows=self.chunk_rows,
+            detect_language=self.detect_language,
+        )
 
 
 @dataclass
@@ -217,10 +241,7 @@ class ChunkTagger:
         started = time.perf_counter()
         self.options = options
         self.sources = sources
-        # One BLAS thread per actor: the pool is the parallelism; more threads oversubscribe the cores.
-        self.classifier = ReasonClassifier.load(
-            options.model, threads=1, max_chars=options.max_chars, detect_language=options.detect_language
-        )
+        self.classifier = ReasonClassifier.from_settings(options.actor_settings())
         self.model_load_seconds = time.perf_counter() - started
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

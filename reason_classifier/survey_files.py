@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime
+import decimal
 import errno
 import json
 import math
 import os
 import re
 from abc import ABC, abstractmethod
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from .answers import MISSING
@@ -176,9 +179,8 @@ class DelimitedReader(SurveyReader):
         except LookupError:
             raise InputError(f"unknown encoding {encoding!r}") from None
         self._file: BinaryIO = open(self.path, "rb")  # noqa: SIM115 - the reader owns it; close() closes it
-        self.has_bom = self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8 and encoding.lower().replace(
-            "_", "-"
-        ) in ("utf-8-sig", "utf8-sig", "utf-8", "utf8")
+        utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+        self.has_bom = utf8 and self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
         self._file.seek(0)
         self._lines = _numbered_lines(self._file, encoding, self.path)
         first = next(self._lines, None)
@@ -709,20 +711,36 @@ class JsonLinesWriter(SurveyWriter):
 
 
 class ParquetWriter(SurveyWriter):
+    """One typed column per field. A column whose values mix kinds (numbers and text, from JSONL) is written as text,
+    flagging the rows that held the odd kind; a column that changes type between chunks stops the run."""
+
     def __init__(self, path: str | Path) -> None:
         self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first chunk gives the schema
         super().__init__(path)
+
+    def prepare(self, table: pd.DataFrame) -> dict[int, str]:
+        problems = super().prepare(table)
+        for position, problem in _mixed_columns_as_text(table).items():
+            problems[position] = f"{problems[position]}; {problem}" if position in problems else problem
+        return problems
 
     def _write(self, table: pd.DataFrame) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        arrow = pa.Table.from_pandas(
-            table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False
-        )
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.temporary, arrow.schema)
-        self._writer.write_table(arrow.cast(self._writer.schema))
+        try:
+            arrow = pa.Table.from_pandas(
+                table.map(_as_json_value) if _has_object_columns(table) else table, preserve_index=False
+            )
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.temporary, arrow.schema)
+            arrow = arrow.cast(self._writer.schema)
+        except pa.ArrowException as error:
+            raise InputError(
+                f"{self.path}: the rows cannot be written as Parquet ({error}); a column probably holds numbers in "
+                "earlier rows and text in later ones. Write CSV or JSONL instead"
+            ) from None
+        self._writer.write_table(arrow)
 
     def _close(self) -> None:
         if self._writer is not None:
@@ -731,6 +749,8 @@ class ParquetWriter(SurveyWriter):
 
 
 _EXCEL_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")
+_EXCEL_TYPED = (bool, int, float, decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)
+"""Values a spreadsheet cell holds as they are; anything else (a nested JSON value) is written as its text."""
 
 
 class ExcelWriter(SurveyWriter):
@@ -761,7 +781,9 @@ class ExcelWriter(SurveyWriter):
 
     def _excel_value(self, value: Any) -> Any:
         value = _as_json_value(value)
-        return self._text_cell(value) if isinstance(value, str) else value
+        if value is None or isinstance(value, _EXCEL_TYPED):
+            return value
+        return self._text_cell(value if isinstance(value, str) else _as_cell_text(value))
 
     def _text_cell(self, text: str) -> Any:
         from openpyxl.cell import WriteOnlyCell
@@ -801,6 +823,42 @@ def _fix_cells(table: pd.DataFrame, fix: Callable[[str], tuple[str, str] | None]
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "true/false"
+    if isinstance(value, (int, float, np.number)):
+        return "number"
+    if isinstance(value, (dict, list)):
+        return "JSON object or list"
+    return type(value).__name__
+
+
+def _mixed_columns_as_text(table: pd.DataFrame) -> dict[int, str]:
+    """Object columns whose values are of several kinds, written as text; the rows of the rarer kinds flagged."""
+    problems: dict[int, list[str]] = {}
+    for column_number, column in enumerate(table.columns):
+        values = table.iloc[:, column_number]
+        if values.dtype != object:
+            continue
+        kinds = [None if _is_missing(v) else _kind(v) for v in values.tolist()]
+        counts = Counter(kind for kind in kinds if kind is not None)
+        if len(counts) < 2:
+            continue
+        usual = counts.most_common(1)[0][0]
+        for position, (value, kind) in enumerate(zip(values.tolist(), kinds, strict=True)):
+            if kind is None:
+                continue
+            table.iat[position, column_number] = _as_cell_text(value)
+            if kind != usual:
+                problems.setdefault(position, []).append(
+                    f"column {column!r} holds {kind} here and {usual} in most rows, which one Parquet column cannot "
+                    "hold; the column is written as text"
+                )
+    return {position: "; ".join(found) for position, found in problems.items()}
 
 
 def _unencodable(text: str) -> tuple[str, str] | None:
@@ -849,7 +907,12 @@ def _is_missing(value: Any) -> bool:
 
 
 def _as_cell_text(value: Any) -> str:
-    return "" if _is_missing(value) else str(value)
+    """A value as the text of a CSV or spreadsheet cell; nested JSON values as JSON."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def _as_json_value(value: Any) -> Any:

@@ -61,17 +61,6 @@ def tag_table(table: pd.DataFrame, classifier: ReasonClassifier, text_column: st
     return pd.concat([table, tags], axis=1)
 
 
-class TableTagger:
-    """`tag_table` as a callable that loads its model once per worker (Ray Data's `map_batches` contract)."""
-
-    def __init__(self, text_column: str, model_path: str | Path | None = None, threads: int = 1) -> None:
-        self.text_column = text_column
-        self.classifier = ReasonClassifier.load(model_path, threads=threads)
-
-    def __call__(self, table: pd.DataFrame) -> pd.DataFrame:
-        return tag_table(table, self.classifier, self.text_column)
-
-
 @dataclass
 class TagSummary:
     """What a tagging run did, for the summary table and for scripts."""

@@ -115,10 +115,6 @@ class Taxonomy(BaseModel):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(), allow_unicode=True, sort_keys=False, width=120)
 
-    @property
-    def category_names(self) -> list[str]:
-        return list(CATEGORIES)
-
     @cached_property
     def _category_of(self) -> dict[str, str]:
         return {s: c for c, content in self.categories.items() for s in content.sub_reasons}

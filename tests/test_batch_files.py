@@ -17,6 +17,7 @@ from pathlib import Path
 
 import openpyxl
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from reason_classifier.atomic import Terminated, remove_stale_temporaries, temporary_beside
@@ -177,6 +178,18 @@ def test_csv_output_keeps_the_inputs_byte_order_mark(tmp_path, classifier):
     assert (tmp_path / "nobom.out.csv").read_bytes().startswith(b"id,answer,")
     assert (tmp_path / "forced.out.csv").read_bytes().startswith(codecs.BOM_UTF8)
     assert rows_of(tmp_path / "bom.out.csv")[1][1] == "zu teuer für uns"
+
+
+def test_a_byte_order_mark_is_seen_under_every_name_of_utf_8(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"id,answer\n1,too expensive\n")
+    for name in ("utf-8-sig", "UTF8", "utf_8", "u8", "utf"):
+        reader = DelimitedReader(path, encoding=name)
+        reader.close()
+        assert reader.has_bom, name
+    reader = DelimitedReader(path, encoding="latin-1")
+    reader.close()
+    assert not reader.has_bom
 
 
 def test_csv_made_from_an_xlsx_gets_a_byte_order_mark_for_excel(tmp_path, classifier):
@@ -388,3 +401,28 @@ def test_the_tag_command_reports_file_problems_in_one_line_with_exit_code_2(tmp_
     )
     assert result.exit_code == 2 and "cannot write the output" in result.output
     assert isinstance(result.exception, SystemExit)  # typer's clean exit, not an uncaught error
+
+
+def test_nested_and_mixed_json_values_are_written_to_xlsx_and_parquet_without_aborting(tmp_path):
+    table = pd.DataFrame(
+        {"nested": [{"x": [1, 2]}, [3], None], "mixed": ["text", 2, 3], "error": [None, None, None]}, dtype=object
+    )
+    with open_writer(tmp_path / "out.xlsx", SurveyFormat.EXCEL) as writer:
+        assert writer.prepare(table) == {}
+        writer.write(table)
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx").active
+    assert [cell.value for cell in sheet[2]][:2] == ['{"x": [1, 2]}', "text"]
+    table = pd.DataFrame({"mixed": ["text", 2, 3, None], "error": [None] * 4}, dtype=object)
+    with open_writer(tmp_path / "out.parquet", SurveyFormat.PARQUET) as writer:
+        problems = writer.prepare(table)
+        writer.write(table)
+    assert list(problems) == [0] and "holds text here and number in most rows" in problems[0]
+    assert pq.read_table(tmp_path / "out.parquet").column("mixed").to_pylist() == ["text", "2", "3", None]
+
+
+def test_a_parquet_column_that_changes_type_between_chunks_is_a_clear_error(tmp_path):
+    writer = open_writer(tmp_path / "out.parquet", SurveyFormat.PARQUET)
+    with pytest.raises(InputError, match="cannot be written as Parquet"), writer:
+        writer.write(pd.DataFrame({"n": [1, 2]}))
+        writer.write(pd.DataFrame({"n": ["one", "two"]}))
+    assert list(tmp_path.iterdir()) == []

@@ -147,3 +147,25 @@ def test_from_settings_reads_the_environment_and_a_named_model_takes_the_place_o
     assert classifier.predict(["x" * 41])[0].error == "answer too long (41 characters, limit 40)"
     with pytest.raises(ModelFolderError, match="missing"):
         ReasonClassifier.from_settings()
+
+
+def test_ray_actors_load_their_model_through_the_same_settings_as_the_local_engine(monkeypatch, tiny_model):
+    from reason_classifier.config import Settings
+    from reason_classifier.ray_tagging import ChunkTagger, RayTagOptions
+
+    monkeypatch.setenv("REASON_CLASSIFIER_MAX_CHARS", "40")
+    monkeypatch.setenv("REASON_CLASSIFIER_DETECT_LANGUAGE", "false")
+    monkeypatch.setenv("REASON_CLASSIFIER_MODEL", str(tiny_model))
+    settings = Settings()
+    assert settings.choosing_model(None) is settings and settings.choosing_model("fast").model == "fast"
+    options = RayTagOptions.from_settings(settings, "answer", output_format="jsonl")
+    assert (options.model, options.max_chars, options.detect_language) == (str(tiny_model), 40, False)
+    assert options.output_format == "jsonl" and options.chunk_rows == settings.chunk_rows
+    # An actor may run on another machine with another environment: it loads what the options say.
+    monkeypatch.setenv("REASON_CLASSIFIER_MAX_CHARS", "99")
+    monkeypatch.delenv("REASON_CLASSIFIER_MODEL")
+    assert options.actor_settings() == Settings(
+        model=str(tiny_model), threads=1, max_chars=40, chunk_rows=settings.chunk_rows, detect_language=False
+    )
+    actor = ChunkTagger(options, []).classifier
+    assert actor.max_chars == 40 and actor.language_detector is None and actor.version.startswith("tiny")

@@ -96,6 +96,10 @@ def test_train_sets_aside_a_held_out_split_and_writes_a_loadable_model_folder(tm
     data = Path(__file__).resolve().parent.parent / "labels" / "train" / "pl.csv"
     result = runner.invoke(app, ["train", str(data), "-o", str(tmp_path / "model"), "--config", str(config)])
     assert result.exit_code == 0, result.output
+    # Without a terminal, the stages show as plain lines with their counts (issue 15: it used to print nothing).
+    assert "encoding · 1,024/" in result.output
+    assert "cross-validation · validation loss " in result.output and " · 2/2 · done in" in result.output
+    assert "calibrating · 1/1 · done in" in result.output and "fitting the head · 1/1 · done in" in result.output
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert "20% of" in metrics["heldout"]["data"] and 0 < metrics["heldout"]["macro_f1"] <= 1
     assert "## Evaluation" in (tmp_path / "model" / "README.md").read_text()

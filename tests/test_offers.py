@@ -105,6 +105,8 @@ def test_shipped_offers_speak_the_seven_corpus_languages_and_the_annual_discount
     assert (
         experiment.control_variant == "discount" and config.offers[experiment.variants["holdout"].offer].kind == "none"
     )
+    assert config.experiment_controls == {name: e.control_variant for name, e in config.experiments.items()}
+    assert config.experiment_controls["price_increase_offer"] == "discount"
     OfferBook(config, Taxonomy.load())  # every rule names a sub-reason of the taxonomy
 
 

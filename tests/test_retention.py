@@ -158,7 +158,7 @@ def test_experiments_compare_every_variant_with_its_control(tmp_path):
     assert guessed.experiments[0].control == "control" and guessed.experiments[0].control_chosen_by == "its name"
 
 
-def test_the_store_is_read_with_its_outcomes_table(tmp_path):
+def test_the_store_is_read_with_its_outcomes_table(tmp_path, monkeypatch):
     path = tmp_path / "store.db"
     with sqlite3.connect(path) as db:
         db.execute(
@@ -184,11 +184,14 @@ def test_the_store_is_read_with_its_outcomes_table(tmp_path):
             "VALUES ('2026-07-01 00:00:00', ?, 0, NULL, ?, ?)",
             [("a", "downgraded", 25.0), ("c", "accepted", None)],
         )
-    sources = open_sources(str(path))
-    try:
+    from reason_classifier.trends.sources import StoreSource
+
+    closed: list[str] = []
+    close = StoreSource.close
+    monkeypatch.setattr(StoreSource, "close", lambda self: (closed.append(self.table), close(self))[1])
+    with open_sources(str(path)) as sources:  # both of the store's tables, released on leaving
         document = compute_retention(sources)
-    finally:
-        sources.close()
+    assert sorted(closed) == ["classified_answers", "offer_outcomes"]
     assert document.outcomes_source == str(path)
     s = document.summary
     assert (s.answers_reported, s.offers_shown, s.accepted, s.deflections, s.saved_mrr) == (3, 2, 1, 2, 124.0)

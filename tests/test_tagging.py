@@ -253,13 +253,10 @@ def test_output_may_not_overwrite_input(tmp_path, classifier):
         tag_file(source, source, classifier, "answer")
 
 
-def test_table_tagger_is_the_same_pure_function_for_distributed_engines(classifier, tiny_model):
-    from reason_classifier.tagging import TableTagger
-
+def test_tag_table_leaves_its_input_as_it_was(classifier):
     frame = survey_frame(12)
-    tagger = TableTagger("answer", model_path=tiny_model)
-    expected = tag_table(frame, classifier, "answer")
-    pd.testing.assert_frame_equal(tagger(frame), expected)
+    tagged = tag_table(frame, classifier, "answer")
+    assert len(tagged) == 12 and list(tagged.columns[: len(frame.columns)]) == list(frame.columns)
     pd.testing.assert_frame_equal(frame, survey_frame(12))  # the input is not modified
 
 

@@ -12,6 +12,7 @@ from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.errors import InputError
 from reason_classifier.model_folder import DEFAULT_MODEL_PATH, read_model_folder
+from reason_classifier.progress import ProgressEvent
 from reason_classifier.taxonomy import Taxonomy
 from reason_classifier.training.config import TrainingConfig
 from reason_classifier.training.corpus import HELDOUT_PATH, TAXONOMY_PATH, default_training_set, read_labelled
@@ -39,14 +40,31 @@ def write_labelled(path, rows) -> None:
         writer.writerows([(*row, "en") for row in rows])
 
 
+def assert_every_stage_reported_with_counts(events: list[ProgressEvent], rows: int) -> None:
+    """Issue 15: a bar stood at `training 0/?` for the first minute, and fine-tuning spoke once an epoch."""
+    assert all(event.total is not None and 0 <= event.done <= event.total for event in events)
+    tuning = [e for e in events if e.stage == "cross-validation fold 1: fine-tuning epoch 1/2"]
+    assert len(tuning) > 1 and [e.done for e in tuning] == sorted(e.done for e in tuning)
+    assert tuning[-1].done == tuning[-1].total and {e.loss_name for e in tuning} == {"training loss"}
+    assert all(e.loss is not None and e.loss > 0 for e in tuning)
+    assert ProgressEvent("cross-validation fold 2: encoding", rows, rows) in events
+    assert ProgressEvent("final model: encoding", rows, rows) in events
+    folds = [e for e in events if e.stage == "cross-validation"]
+    assert [(e.done, e.total, e.loss_name) for e in folds] == [(1, 2, "validation loss"), (2, 2, "validation loss")]
+    assert [e.stage for e in events[-4:]] == ["calibrating", "calibrating", "fitting the head", "fitting the head"]
+    assert events[-1] == ProgressEvent("fitting the head", 1, 1)
+
+
 @pytest.mark.slow  # fine-tunes the multilingual encoder and fits 2^18 n-gram columns: a minute
 def test_train_on_a_tiny_set_saves_a_folder_that_loads_and_predicts_identically(tmp_path):
     taxonomy = Taxonomy.load(TAXONOMY_PATH)
     write_labelled(tmp_path / "tiny.csv", TINY)
     data = read_labelled(tmp_path / "tiny.csv", taxonomy)
-    config = TrainingConfig(use_taxonomy_examples=False, folds=2, abstain_below=0.3)
-    classifier, summary = train(data, taxonomy, config, name="tiny")
+    config = TrainingConfig(use_taxonomy_examples=False, folds=2, abstain_below=0.3, batch_size=4)
+    events: list[ProgressEvent] = []
+    classifier, summary = train(data, taxonomy, config, name="tiny", on_progress=events.append)
     assert summary["rows"] == len(TINY) and summary["config"]["abstain_below"] == 0.3
+    assert_every_stage_reported_with_counts(events, rows=len(TINY))  # English answers: no diacritic-free copies
     classifier.save(tmp_path / "model")
     loaded = ReasonClassifier.load(tmp_path / "model")
     texts = ["too pricey", "it keeps crashing", "no reply from support"]

@@ -625,3 +625,63 @@ def test_other_is_shown_apart_from_the_rising_reasons(tmp_path):
     assert "other / unclear" not in movers_section.split("Top movers of the last period")[-1]
     apart_html = page.split("<div id=other-movers>")[1].split("</div>")[0]
     assert "other / unclear" in apart_html and "other / unclassified" in apart_html
+
+
+# ---------------------------------------------------------------- library entry points the CLI only calls
+
+
+def test_a_store_the_report_opened_is_closed_even_when_a_column_is_missing(tmp_path, monkeypatch):
+    from reason_classifier.service.store import AnswerStore
+    from reason_classifier.trends.sources import StoreSource
+
+    store = AnswerStore(str(tmp_path / "answers.db"))
+    store.add(_store_rows(generated(20)))
+    store.flush()
+    store.close()
+    closed: list[StoreSource] = []
+    original = StoreSource.close
+    monkeypatch.setattr(StoreSource, "close", lambda self: (closed.append(self), original(self))[1])
+    with pytest.raises(InputError, match="no column 'tier'"):
+        compute_trends(tmp_path / "answers.db", TrendOptions(by=("tier",)))
+    assert len(closed) == 1  # was left open: the CLI had to open and close the source itself
+    compute_trends(tmp_path / "answers.db")
+    assert len(closed) == 2
+    given = StoreSource(str(tmp_path / "answers.db"))
+    compute_trends(given)
+    assert len(closed) == 2  # a source passed in belongs to the caller
+    given.close()
+
+
+def test_emerging_reasons_are_added_only_where_there_are_answers_to_look_in(tmp_path, tiny_classifier, monkeypatch):
+    from reason_classifier.classifier import ReasonClassifier
+    from reason_classifier.trends import add_emerging_reasons
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("no model is loaded when there is nothing to look in")
+
+    monkeypatch.setattr(ReasonClassifier, "from_settings", no_model)
+    columns = ["cancelled_at", "plan", "mrr", *TAG_COLUMNS]
+    without_answers = compute_trends(write_export(tmp_path / "n.csv", generated(60), columns), latest_sample=50)
+    assert add_emerging_reasons(without_answers).document.emerging is None
+    report = compute_trends(write_export(tmp_path / "e.csv", generated(300)), latest_sample=40)
+    add_emerging_reasons(report, tiny_classifier)
+    emerging = report.document.emerging
+    assert emerging is not None and emerging.period == report.document.periods[-1].period
+    assert emerging.sampled == len(report.latest_answers) == 40 < emerging.answers_in_period
+    assert emerging.answers_in_period == report.latest_answers_total
+
+
+def test_latest_rows_are_the_last_periods_rows_of_a_level_and_segment(tmp_path):
+    document = compute_trends(write_export(tmp_path / "e.csv", generated(300)), TrendOptions(by=("plan",))).document
+    last = document.periods[-1].start
+    overall = document.latest_rows()
+    assert sorted(r.category for r in overall) == sorted(c for c, _ in REASONS)
+    assert all(r.segment == "all" and r.level == "category" and r.period_start == last for r in overall)
+    by_plan = document.latest_rows("sub_reason", segment="plan")
+    assert by_plan and all(r.segment == "plan" and r.level == "sub_reason" and r.period_start == last for r in by_plan)
+    expected = [r for r in document.rows if r.segment == "plan" and r.level == "sub_reason" and r.period_start == last]
+    assert by_plan == expected
+    empty = compute_trends(
+        write_export(tmp_path / "e.csv", generated(30)), TrendOptions(since=date(2030, 1, 1))
+    ).document
+    assert empty.periods == [] and empty.latest_rows() == []

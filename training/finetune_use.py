@@ -126,9 +126,12 @@ def fine_tune(
     label_smoothing: float = 0.1,
     seed: int = 0,
     threads: int = 2,
-    on_epoch: Callable[[int, int, float], None] | None = None,
+    on_batch: Callable[[int, int, int, int, float], None] | None = None,
 ) -> TorchUSE:
-    """The encoder after `epochs` passes of class-weighted cross-entropy through a throw-away linear layer."""
+    """The encoder after `epochs` passes of class-weighted cross-entropy through a throw-away linear layer.
+
+    `on_batch(epoch, epochs, rows_done, rows, mean_training_loss)` is called after every batch: an epoch over
+    thousands of answers takes minutes, too long to report only when it ends."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     order = np.random.default_rng(seed)
@@ -155,7 +158,8 @@ def fine_tune(
             loss.backward()
             optimiser.step()
             total += loss.item() * len(rows)
-        if on_epoch:
-            on_epoch(epoch, epochs, total / len(token_ids))
+            if on_batch:
+                done = start + len(rows)
+                on_batch(epoch, epochs, done, len(token_ids), total / done)
     model.eval()
     return model

@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from reason_classifier.char_ngrams import CharNgrams
 from reason_classifier.classifier import ReasonClassifier
 from reason_classifier.diacritics import strip_diacritics
-from reason_classifier.encoders import USE_MULTILINGUAL, load_encoder
+from reason_classifier.encoders import USE_MULTILINGUAL, Encoder, load_encoder
 from reason_classifier.errors import InputError
 from reason_classifier.heads import LinearHead
 from reason_classifier.language import default_detector
@@ -37,6 +37,8 @@ from .finetune_use import TorchUSE, fine_tune
 from .model_card import model_card
 
 THRESHOLD_GRID = np.round(np.arange(0.0, 0.81, 0.05), 2)
+ENCODING_BATCH = 1024
+"""Answers encoded between two progress reports."""
 
 
 def fit_head(
@@ -231,31 +233,42 @@ def train_with_out_of_fold(
                 config.batch_size,
                 seed=config.seed,
                 threads=threads,
-                on_epoch=lambda epoch, total, loss: report(
-                    ProgressEvent(f"{stage}: fine-tuning epoch {epoch}/{total}", epoch, total, loss)
+                on_batch=lambda epoch, epochs, done, rows, loss: report(
+                    ProgressEvent(f"{stage}: fine-tuning epoch {epoch}/{epochs}", done, rows, loss, "training loss")
                 ),
             )
 
         # The encoder is fine-tuned on the answers as written: fine-tuned on the copies as well, it clustered
         # held-out writing rounds less purely by sub-reason (docs/model-history.md), and discovery reads this encoder.
+        folds_done = 0
+
         def embed(rows: np.ndarray) -> np.ndarray:
-            return features(embed_with(tuned(rows[rows < len(data)], "cross-validation fold"), texts))
+            nonlocal folds_done
+            folds_done += 1
+            stage = f"cross-validation fold {folds_done}"
+            model = tuned(rows[rows < len(data)], stage)
+            return features(
+                embed_with(model, texts, lambda done: report(ProgressEvent(f"{stage}: encoding", done, len(texts))))
+            )
 
         logits = cross_validated_logits(embed, fitted_sub_reasons, taxonomy, config, on_progress, copied_from)
         encoder = load_encoder(str(tuned(np.arange(len(data)), "final model").save(_scratch_folder())), threads=threads)
-        head_input = features(encoder.encode(texts))  # from the stored weights, exactly as they will be served
+        # from the stored weights, exactly as they will be served
+        head_input = features(encode_reporting(encoder, texts, "final model: encoding", report))
     else:
         encoder = load_encoder(config.encoder, threads=threads)
-        report(ProgressEvent(f"encoding {len(texts)} answers", 0, 1))
-        head_input = features(encoder.encode(texts))
+        head_input = features(encode_reporting(encoder, texts, "encoding", report))
         logits = cross_validated_logits(
             lambda rows: head_input, fitted_sub_reasons, taxonomy, config, on_progress, copied_from
         )
+    report(ProgressEvent("calibrating", 0, 1))
     calibration = calibrate(logits, data.categories, taxonomy, config)
+    report(ProgressEvent("calibrating", 1, 1))
+    report(ProgressEvent("fitting the head", 0, 1))
     head = fit_head(head_input, fitted_sub_reasons, taxonomy.sub_reason_names, config).with_temperature(
         calibration["temperature"]
     )
-    report(ProgressEvent("final fit", 1, 1))
+    report(ProgressEvent("fitting the head", 1, 1))
     abstain_below = calibration["abstain_below"]
     training_summary = {
         "config": config.to_dict(),
@@ -330,11 +343,27 @@ def train_from_files(
     return train_evaluate_save(labelled, test, test_name, schema, Path(output), config, on_progress=on_progress)
 
 
-def embed_with(model: TorchUSE, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+def embed_with(
+    model: TorchUSE, texts: Sequence[str], on_batch: Callable[[int], None] | None = None, batch_size: int = 256
+) -> np.ndarray:
+    """Embeddings of `texts` from a fine-tuned model; `on_batch(texts_done)` after each batch."""
+    parts = []
     with torch.no_grad():
-        return np.vstack(
-            [model(model.tokenize(texts[i : i + batch_size])).numpy() for i in range(0, len(texts), batch_size)]
-        )
+        for start in range(0, len(texts), batch_size):
+            parts.append(model(model.tokenize(texts[start : start + batch_size])).numpy())
+            if on_batch:
+                on_batch(min(start + batch_size, len(texts)))
+    return np.vstack(parts)
+
+
+def encode_reporting(encoder: Encoder, texts: Sequence[str], stage: str, report: ProgressCallback) -> np.ndarray:
+    """`encoder.encode(texts)` in batches, reporting the answers done after each: encoding thousands of answers
+    takes a minute, which a bar at 0/? for the whole of it does not explain."""
+    parts = []
+    for start in range(0, len(texts), ENCODING_BATCH):
+        parts.append(encoder.encode(texts[start : start + ENCODING_BATCH]))
+        report(ProgressEvent(stage, min(start + ENCODING_BATCH, len(texts)), len(texts)))
+    return np.vstack(parts) if parts else encoder.encode(texts)
 
 
 def _scratch_folder() -> Path:

@@ -26,14 +26,12 @@ from ..answers import DEFAULT_MAX_CHARS, check_answer
 from ..errors import InputError
 from ..progress import ProgressCallback, ProgressEvent
 from ..survey_files import SurveyFormat, detect_format, open_reader, open_writer
-from .clustering import ASSIGNED, CLUSTERED, NOT_ASSIGNED
 from .discoverer import Discovery, ReasonDiscoverer
 from .report import write_discovery_report
 from .review_file import ASSIGNMENTS_FILE, REPORT_FILE, ClusterEntry, Proposed, ReviewFile, UnassignedEntry
 
 ADDED_COLUMNS = ("cluster", "cluster_status", "cluster_similarity", "language", "error")
 INVALID = "invalid"
-STATUSES = (CLUSTERED, ASSIGNED, NOT_ASSIGNED, INVALID)
 
 
 @dataclass

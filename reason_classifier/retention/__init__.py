@@ -1,8 +1,8 @@
 """Retention: whether the save offers kept customers, and how much revenue that saved.
 
     from reason_classifier.retention import RetentionOptions, compute_retention, open_sources, write_retention
-    sources = open_sources("answers.db")       # the service's store: answers and their outcomes
-    document = compute_retention(sources, RetentionOptions(period="month", by=["plan"]))
+    with open_sources("answers.db") as sources:   # the service's store: answers and their outcomes
+        document = compute_retention(sources, RetentionOptions(period="month", by=["plan"]))
     write_retention(document, "retention/")    # retention.csv, retention.json, report.html
 
 The same `compute_retention` serves the CLI (`reason-classifier retention`) and the service

@@ -74,6 +74,12 @@ class RetentionSources:
         if self.outcomes is not None:
             self.outcomes.close()
 
+    def __enter__(self) -> RetentionSources:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def open_sources(
     source: str | Path, outcomes: str | Path | None = None, fmt: str | None = None, sheet: str | None = None

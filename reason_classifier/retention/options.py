@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from ..errors import InputError
-from ..trends.options import Segment
+from ..trends.options import Segment, parse_report_window
 from ..trends.periods import Period
 
 
@@ -41,25 +40,13 @@ class RetentionOptions:
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "period", Period.parse(self.period))
-        object.__setattr__(self, "by", tuple(Segment.parse(s) for s in self.by))
-        if self.since and self.until and self.since > self.until:
-            raise InputError(f"since {self.since} is after until {self.until}")
+        parse_report_window(self)
         if not (math.isfinite(self.horizon_months) and self.horizon_months > 0):
             raise InputError(f"horizon_months {self.horizon_months} must be a positive number of months")
         for name in ("confidence", "alpha", "power"):
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise InputError(f"{name} {value} must be between 0 and 1")
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InputError(
-                f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York"
-            ) from None
-        names = [s.name for s in self.by]
-        if len(set(names)) != len(names):
-            raise InputError(f"a segment is given twice: {', '.join(names)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {

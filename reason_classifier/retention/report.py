@@ -1,18 +1,28 @@
 """The retention report as files: `retention.csv`, `retention.json` and one self-contained `report.html`.
 
-The page is built like the trends report (same style, plotly inline, every text from the data
+The page is the trends report's (`report_files`: same style, plotly inline, every text from the data
 escaped), so it opens from a mail attachment or a shared drive with no network.
 """
 
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..atomic import write_bytes_atomically
+from ..report_files import (
+    CATEGORY_COLOURS,
+    RETENTION_FOLDER,
+    charts_html,
+    facts_and_notes,
+    generated_now,
+    money,
+    page,
+    percent,
+    rows_csv,
+    section,
+)
 from ..taxonomy import CATEGORIES
-from ..trends.report import _STYLE, CATEGORY_COLOURS, RETENTION_FOLDER, rows_csv
 from .aggregate import ALL
 from .models import ComparisonOut, ExperimentResult, RetentionDocument, RetentionRow
 
@@ -34,7 +44,6 @@ def write_retention(document: RetentionDocument, output_dir: str | Path) -> dict
 def render_html(document: RetentionDocument, trends_report: str | None = None) -> str:
     """The page; `trends_report` links to the trends report of the same answers, if there is one."""
     import plotly.graph_objects as go
-    from plotly.offline import get_plotlyjs
 
     periods = [r for r in document.rows if r.segment == ALL and r.level == "all" and r.period_start is not None]
     by_category = [r for r in document.rows if r.segment == ALL and r.level == "category" and r.period != ALL]
@@ -87,40 +96,19 @@ def render_html(document: RetentionDocument, trends_report: str | None = None) -
     rates.update_layout(title="Accept rate (of offers shown) and save rate (of answers), %", yaxis={"ticksuffix": "%"})
     figures.append(("rates", rates))
 
-    for _, figure in figures:
-        figure.update_layout(
-            template="plotly_white",
-            height=380,
-            margin={"l": 60, "r": 20, "t": 60, "b": 40},
-            legend={"orientation": "h", "y": -0.15},
-            font={"family": "system-ui, sans-serif"},
-        )
-    for name, figure in figures:
-        if name != "funnel":
-            figure.update_xaxes(type="category")
-    charts = {
-        name: figure.to_html(
-            full_html=False, include_plotlyjs=False, div_id=f"chart-{name}", config={"displaylogo": False}
-        )
-        for name, figure in figures
-    }
+    charts = charts_html(figures, numeric_x=("funnel",))
     body = [
         _header(document, trends_report),
-        _section("The save funnel", charts["funnel"] + _funnel_table(document)),
-        _section("Saved revenue", charts["saved"] + _period_table(periods, document)),
-        _section("Accept and save rates", charts["rates"]),
-        _section("Offers", _group_table(document, "offer")),
-        _section("Reasons", _group_table(document, "sub_reason")),
-        _section("Experiments", _experiments(document.experiments)),
+        section("The save funnel", charts["funnel"] + _funnel_table(document)),
+        section("Saved revenue", charts["saved"] + _period_table(periods, document)),
+        section("Accept and save rates", charts["rates"]),
+        section("Offers", _group_table(document, "offer")),
+        section("Reasons", _group_table(document, "sub_reason")),
+        section("Experiments", _experiments(document.experiments)),
     ]
     for segment in dict.fromkeys(r.segment for r in document.rows if r.segment != ALL):
-        body.append(_section(f"By {segment}", _group_table(document, "all", segment=segment), class_="segment"))
-    return _PAGE.format(
-        title=html.escape(f"Retention · {document.source}"),
-        plotly=get_plotlyjs(),
-        style=_STYLE + _EXTRA_STYLE,
-        body="\n".join(body),
-    )
+        body.append(section(f"By {segment}", _group_table(document, "all", segment=segment), class_="segment"))
+    return page(f"Retention · {document.source}", body, extra_style=_EXTRA_STYLE)
 
 
 def _header(document: RetentionDocument, trends_report: str | None = None) -> str:
@@ -137,11 +125,8 @@ def _header(document: RetentionDocument, trends_report: str | None = None) -> st
         ("saved MRR", f"{s.saved_mrr:,.2f}"),
         (f"saved revenue over {s.horizon_months:g} months", f"{s.saved_revenue:,.2f}"),
     ]
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    items = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in document.notes)
     return (
-        f"<header><h1>Retention: saved revenue and offer performance</h1><p class=hint>generated {generated}"
+        f"<header><h1>Retention: saved revenue and offer performance</h1><p class=hint>generated {generated_now()}"
         + (
             f" · <a class=trends-link href='{html.escape(trends_report)}'>trends: why customers leave</a>"
             if trends_report
@@ -149,17 +134,8 @@ def _header(document: RetentionDocument, trends_report: str | None = None) -> st
         )
         + ". "
         "A deflection is a customer who accepted an offer, paused or downgraded, and did not cancel in a later "
-        "cancel flow; saved MRR is the MRR they kept.</p>"
-        f"<dl class=facts>{items}</dl>" + (f"<ul class=notes>{notes}</ul>" if notes else "") + "</header>"
+        "cancel flow; saved MRR is the MRR they kept.</p>" + facts_and_notes(facts, document.notes) + "</header>"
     )
-
-
-def _section(title: str, content: str, class_: str = "") -> str:
-    return f"<section class='{class_}'><h2>{html.escape(title)}</h2>{content}</section>"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}%"
 
 
 def _interval(rate: float | None, low: float | None, high: float | None) -> str:
@@ -168,14 +144,10 @@ def _interval(rate: float | None, low: float | None, high: float | None) -> str:
     return f"{rate:.1f}% <small>({low or 0:.1f}–{high or 0:.1f})</small>"
 
 
-def _money(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}"
-
-
 def _funnel_table(document: RetentionDocument) -> str:
     lines = "".join(
-        f"<tr><td>{html.escape(s.step)}</td><td>{s.count:,}</td><td>{_pct(s.pct_of_first)}</td>"
-        f"<td>{_pct(s.pct_of_previous)}</td></tr>"
+        f"<tr><td>{html.escape(s.step)}</td><td>{s.count:,}</td><td>{percent(s.pct_of_first)}</td>"
+        f"<td>{percent(s.pct_of_previous)}</td></tr>"
         for s in document.funnel
     )
     return (
@@ -193,7 +165,7 @@ def _period_table(periods: list[RetentionRow], document: RetentionDocument) -> s
     lines = "".join(
         f"<tr><td>{html.escape(p.period)}</td><td>{p.answers:,}</td><td>{p.offers_shown:,}</td><td>{p.accepted:,}</td>"
         f"<td>{_interval(p.accept_rate_pct, p.accept_low_pct, p.accept_high_pct)}</td><td>{p.deflections:,}</td>"
-        f"<td>{_money(p.saved_mrr)}</td><td>{_money(p.saved_revenue)}</td></tr>"
+        f"<td>{money(p.saved_mrr)}</td><td>{money(p.saved_revenue)}</td></tr>"
         for p in periods[::-1]
     )
     return f"<table class=periods><caption>latest period first</caption>{head}{lines}</table>"
@@ -221,7 +193,7 @@ def _group_table(document: RetentionDocument, level: str, segment: str = ALL) ->
             f"<tr><td>{html.escape(str(name))}</td><td>{r.answers:,}</td><td>{r.offers_shown:,}</td>"
             f"<td>{r.accepted:,}</td><td>{_interval(r.accept_rate_pct, r.accept_low_pct, r.accept_high_pct)}</td>"
             f"<td>{r.deflections:,}</td><td>{_interval(r.save_rate_pct, r.save_low_pct, r.save_high_pct)}</td>"
-            f"<td>{r.lost_later:,}</td><td>{_money(r.saved_mrr)}</td></tr>"
+            f"<td>{r.lost_later:,}</td><td>{money(r.saved_mrr)}</td></tr>"
         )
     return f"<div class=wide><table class='groups {level}'>{head}{''.join(lines)}</table></div>"
 
@@ -260,7 +232,7 @@ def _experiments(experiments: list[ExperimentResult]) -> str:
             f"<tr><td>{html.escape(v.variant)}{' (control)' if v.control else ''}</td>"
             f"<td>{html.escape(v.offer or '–')}</td><td>{v.answers:,}</td>"
             f"<td>{_interval(v.accept_rate_pct, v.accept_low_pct, v.accept_high_pct)}</td>"
-            f"<td>{_interval(v.save_rate_pct, v.save_low_pct, v.save_high_pct)}</td><td>{_money(v.saved_mrr)}</td>"
+            f"<td>{_interval(v.save_rate_pct, v.save_low_pct, v.save_high_pct)}</td><td>{money(v.saved_mrr)}</td>"
             + _comparison(None if v.control else v.save_vs_control)
             + "</tr>"
             for v in experiment.variants
@@ -275,13 +247,3 @@ def _experiments(experiments: list[ExperimentResult]) -> str:
 
 
 _EXTRA_STYLE = ".experiment{margin-bottom:18px}small{color:#667}"
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{style}</style>
-<script type="text/javascript">{plotly}</script>
-</head><body>
-{body}
-</body></html>
-"""

@@ -1,7 +1,9 @@
 """Reason trends for product teams: which reasons grow, what they cost, where, and what is new.
 
-    from reason_classifier.trends import TrendOptions, compute_trends, write_trends
-    report = compute_trends("export.tagged.csv", TrendOptions(period="month", by=["plan"], weight="mrr"))
+    from reason_classifier.trends import TrendOptions, add_emerging_reasons, compute_trends, write_trends
+    report = compute_trends("export.tagged.csv", TrendOptions(period="month", by=["plan"], weight="mrr"),
+                            latest_sample=2000)
+    add_emerging_reasons(report)             # optional: loads the model, looks for new reasons
     write_trends(report, "trends/")          # trends.csv, trends.json, report.html
 
 The same `compute_trends` serves the CLI (`reason-classifier trends`) and the service
@@ -28,6 +30,7 @@ _EXPORTS = {
     "open_source": "sources",
     "write_trends": "report",
     "find_emerging_reasons": "emerging",
+    "add_emerging_reasons": "emerging",
 }
 
 __all__ = sorted(_EXPORTS)

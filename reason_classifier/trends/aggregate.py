@@ -20,6 +20,7 @@ What users get for the awkward rows:
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ import pandas as pd
 from ..columns import LIKELY_TEXT_COLUMNS, guess_column
 from ..errors import InputError, SourceUnreadable
 from ..taxonomy import ABSTAIN_CATEGORY, CATEGORIES
-from .models import Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
+from .models import ALL, Columns, ExampleAnswers, PeriodTotals, Summary, TrendRow, TrendsDocument
 from .options import AUTO, Segment, TrendOptions
 from .periods import Period
 from .sources import (
@@ -54,7 +55,6 @@ MAX_PERIODS = 520  # ten years of weeks
 UNCLASSIFIED = "unclassified"
 NO_SUB_REASON = "(none)"
 NO_VALUE = "(none)"
-ALL = "all"
 
 DATE_COLUMNS = (
     "cancelled_at",
@@ -116,18 +116,25 @@ def compute_trends(
     *,
     latest_sample: int = 0,
     seed: int = 0,
+    input_format: str | None = None,
+    sheet: str | None = None,
 ) -> TrendReport:
-    """The trends of a tagged export or the service's store (see `open_source`).
+    """The trends of a tagged export or the service's store (see `open_source`, which takes `input_format` when the
+    extension does not say and the Excel `sheet`).
 
     `latest_sample`: also return up to this many answers of the last period (a seeded sample), for
-    emerging reasons. Raises `InputError` naming the columns there are when a column is missing,
-    and the row and value when a date, weight or category cannot be read.
+    emerging reasons (`add_emerging_reasons`). Raises `InputError` naming the columns there are when a column is
+    missing, and the row and value when a date, weight or category cannot be read. A source opened here is closed
+    here, whatever happens; one passed in is left open for its owner.
     """
     options = options or TrendOptions()
-    src = open_source(source)
-    columns = resolve_columns(src, options)
-    con = connect(options.timezone)
-    try:
+    src = open_source(source, input_format, sheet)
+    with ExitStack() as cleanup:
+        if not isinstance(source, TrendSource):
+            cleanup.callback(src.close)
+        columns = resolve_columns(src, options)
+        con = connect(options.timezone)
+        cleanup.callback(con.close)
         needed = [
             c
             for c in (
@@ -174,11 +181,6 @@ def compute_trends(
             if latest is not None and columns.text and latest_sample
             else ([], 0)
         )
-    finally:
-        con.close()
-        closer = getattr(src, "close", None)
-        if closer is not None and not isinstance(source, TrendSource):
-            closer()
     return TrendReport(document, sample, total)
 
 
@@ -698,17 +700,10 @@ def _document(
 def rising_reasons(document: TrendsDocument, limit: int) -> list[TrendRow]:
     """Sub-reasons whose share grew in the last period, largest rise first; `other` (unclear, unclassified) is
     not a reason anyone can act on and is left out (the document lists it apart, in `other_movers`)."""
-    if not document.periods:
-        return []
-    last = document.periods[-1].start
     rising = [
         r
-        for r in document.rows
-        if r.segment == ALL
-        and r.level == "sub_reason"
-        and r.period_start == last
-        and (r.share_change_pts or 0) > 0
-        and r.category != ABSTAIN_CATEGORY
+        for r in document.latest_rows("sub_reason")
+        if (r.share_change_pts or 0) > 0 and r.category != ABSTAIN_CATEGORY
     ]
     rising.sort(key=lambda r: -(r.share_change_pts or 0))
     return rising[:limit]

@@ -16,6 +16,8 @@ answers, so a few odd answers do not make a reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,8 +27,10 @@ from ..discovery.discoverer import ReasonDiscoverer
 from ..discovery.prototypes import TaxonomyPrototypes
 from .models import EmergingReason, EmergingReasons
 
+if TYPE_CHECKING:
+    from .aggregate import TrendReport
+
 DEFAULT_FAR_BELOW = 0.25
-DEFAULT_SAMPLE = 2000
 MIN_FAR_ANSWERS = 10
 
 
@@ -101,6 +105,29 @@ def find_emerging_reasons(
             filter(None, [result.note, f"{discovery.unassigned.size} far answer(s) belong to no group."])
         )
     return result
+
+
+def add_emerging_reasons(
+    report: TrendReport, classifier: ReasonClassifier | None = None, *, model: str | Path | None = None
+) -> TrendReport:
+    """The report with the emerging reasons of its last period in its document (where `write_trends` shows them),
+    looked for in the sample `compute_trends(..., latest_sample=N)` handed over.
+
+    Without an answer column or a period there is nothing to look in: the document is left as it is and no model is
+    loaded. `classifier` defaults to the one the run-time settings describe, with `model` in place of their model
+    folder when given."""
+    document = report.document
+    if not document.columns.text or not document.periods:
+        return report
+    if classifier is None:
+        classifier = ReasonClassifier.from_settings(model=model)
+    document.emerging = find_emerging_reasons(
+        report.latest_answers,
+        classifier,
+        period=document.periods[-1].period,
+        answers_in_period=report.latest_answers_total,
+    )
+    return report
 
 
 def _distinct(texts) -> list[str]:

@@ -7,6 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+ALL = "all"
+"""The segment (and segment value) of the rows that count every answer."""
+
 
 class TrendRow(BaseModel):
     """One reason in one period of one segment. Shares are percentages; changes are in points
@@ -113,3 +116,11 @@ class TrendsDocument(BaseModel):
     emerging: EmergingReasons | None = None
     notes: list[str] = Field(default_factory=list)
     rows: list[TrendRow]
+
+    def latest_rows(self, level: Literal["category", "sub_reason"] = "category", segment: str = ALL) -> list[TrendRow]:
+        """The rows of the last period at `level` for `segment` (every answer by default), in the document's order;
+        none when there is no period."""
+        if not self.periods:
+            return []
+        last = self.periods[-1].start
+        return [r for r in self.rows if r.segment == segment and r.level == level and r.period_start == last]

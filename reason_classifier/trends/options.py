@@ -7,9 +7,13 @@ import zoneinfo
 from dataclasses import asdict, dataclass
 from datetime import date
 from itertools import pairwise
+from typing import Any
 
 from ..errors import InputError
 from .periods import Period
+
+EMERGING_SAMPLE = 2000
+"""Answers of the last period embedded for emerging reasons, by default (`compute_trends(..., latest_sample=N)`)."""
 
 
 @dataclass(frozen=True)
@@ -94,21 +98,9 @@ class TrendOptions:
     examples: int = 3
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "period", Period.parse(self.period))
-        object.__setattr__(self, "by", tuple(Segment.parse(s) for s in self.by))
-        if self.since and self.until and self.since > self.until:
-            raise InputError(f"since {self.since} is after until {self.until}")
-        try:
-            zoneinfo.ZoneInfo(self.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise InputError(
-                f"unknown time zone {self.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York"
-            ) from None
+        parse_report_window(self)
         if self.top_movers < 0 or self.examples < 0:
             raise InputError("top_movers and examples must not be negative")
-        names = [s.name for s in self.by]
-        if len(set(names)) != len(names):
-            raise InputError(f"a segment is given twice: {', '.join(names)}")
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -117,3 +109,21 @@ class TrendOptions:
         data["since"] = self.since.isoformat() if self.since else None
         data["until"] = self.until.isoformat() if self.until else None
         return data
+
+
+def parse_report_window(options: Any) -> None:
+    """What the options of every report (trends, retention: frozen dataclasses with these fields) check alike: the
+    period and the segments parsed in place, since not after until, a known time zone, no segment given twice."""
+    object.__setattr__(options, "period", Period.parse(options.period))
+    object.__setattr__(options, "by", tuple(Segment.parse(s) for s in options.by))
+    if options.since and options.until and options.since > options.until:
+        raise InputError(f"since {options.since} is after until {options.until}")
+    try:
+        zoneinfo.ZoneInfo(options.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InputError(
+            f"unknown time zone {options.timezone!r}; use an IANA name such as UTC, Europe/Berlin or America/New_York"
+        ) from None
+    names = [s.name for s in options.by]
+    if len(set(names)) != len(names):
+        raise InputError(f"a segment is given twice: {', '.join(names)}")

@@ -1,36 +1,30 @@
-"""The trends report as files: `trends.csv`, `trends.json` and one self-contained `report.html`.
-
-The page carries plotly's JavaScript inline (about 4.5 MB), so it opens from a mail attachment or
-a shared drive with no network; every text from the data is escaped.
+"""The trends report as files: `trends.csv`, `trends.json` and one self-contained `report.html` (the page
+skeleton shared with the retention report, `report_files`); every text from the data is escaped.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from ..atomic import write_bytes_atomically
+from ..report_files import (
+    CATEGORY_COLOURS,
+    RETENTION_FOLDER,
+    charts_html,
+    facts_and_notes,
+    generated_now,
+    money,
+    page,
+    percent,
+    rows_csv,
+    section,
+)
 from ..taxonomy import CATEGORIES
-from .aggregate import ALL, TrendReport
-from .models import TrendRow, TrendsDocument
+from .aggregate import TrendReport
+from .models import ALL, TrendRow, TrendsDocument
 
-CATEGORY_COLOURS = {
-    "product": "#4C78A8",
-    "pricing": "#F58518",
-    "support": "#54A24B",
-    "market": "#B279A2",
-    "other": "#9D9D9D",
-}
 CSV_COLUMNS = list(TrendRow.model_fields)
-RETENTION_FOLDER = "retention"
-"""Where the trends report looks for the retention report of the same answers (`retention SOURCE -o
-TRENDS_DIR/retention`), to link to it."""
 
 
 def write_trends(report: TrendReport, output_dir: str | Path) -> dict[str, Path]:
@@ -46,24 +40,12 @@ def write_trends(report: TrendReport, output_dir: str | Path) -> dict[str, Path]
     return paths
 
 
-def rows_csv(rows: Iterable[BaseModel], columns: Sequence[str]) -> str:
-    """A report's rows as CSV, missing values as empty cells; shared by the trends and retention reports."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        values = row.model_dump(mode="json")
-        writer.writerow(["" if values[c] is None else values[c] for c in columns])
-    return buffer.getvalue()
-
-
 # ---------------------------------------------------------------- HTML
 
 
 def render_html(document: TrendsDocument, retention_report: str | None = None) -> str:
     """The page; `retention_report` is a link to the retention report of the same answers, if there is one."""
     import plotly.graph_objects as go
-    from plotly.offline import get_plotlyjs
 
     has_weight = document.columns.weight is not None
     overall = [r for r in document.rows if r.segment == ALL]
@@ -106,8 +88,7 @@ def render_html(document: TrendsDocument, retention_report: str | None = None) -
     figures.append(("revenue", lost))
 
     if document.periods and has_weight:
-        last = document.periods[-1].start
-        latest = [r for r in categories if r.period_start == last]
+        latest = document.latest_rows()
         mix = go.Figure()
         mix.add_trace(
             go.Bar(
@@ -148,44 +129,25 @@ def render_html(document: TrendsDocument, retention_report: str | None = None) -
         )
         figures.append(("movers", movement))
 
-    for _, figure in figures:
-        figure.update_layout(
-            template="plotly_white",
-            height=380,
-            margin={"l": 60, "r": 20, "t": 60, "b": 40},
-            legend={"orientation": "h", "y": -0.15},
-            font={"family": "system-ui, sans-serif"},
-        )
-    for name, figure in figures:
-        if name != "movers":
-            figure.update_xaxes(type="category")  # periods and categories, never a numeric axis
-    charts = {
-        name: figure.to_html(
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"chart-{name}",
-            config={"displaylogo": False, "responsive": True},
-        )
-        for name, figure in figures
-    }
+    charts = charts_html(figures, numeric_x=("movers",), responsive=True)
 
     body = [_header(document, retention_report)]
-    body.append(_section("Category shares over time", charts["shares"]))
+    body.append(section("Category shares over time", charts["shares"]))
     body.append(
-        _section(
+        section(
             "Revenue lost by reason" if has_weight else "Answers by reason", charts["revenue"] + _period_table(document)
         )
     )
     if "mix" in charts:
         body.append(
-            _section(
+            section(
                 "Customers against revenue",
                 charts["mix"] + "<p class=hint>Customer-count and revenue shares can "
                 "tell different stories: a few large accounts leaving for one reason weigh more in revenue.</p>",
             )
         )
     body.append(
-        _section(
+        section(
             "Top movers of the last period",
             (
                 (charts.get("movers", "") + _movers_table(document, movers))
@@ -196,15 +158,10 @@ def render_html(document: TrendsDocument, retention_report: str | None = None) -
         )
     )
     for segment in document.columns.segments:
-        body.append(_section(f"By {segment}", _segment_table(document, segment), class_="segment"))
-    body.append(_section("Rising reasons: example answers", _examples(document)))
-    body.append(_section("Emerging reasons", _emerging(document)))
-    return _PAGE.format(
-        title=html.escape(f"Churn reason trends · {document.source}"),
-        plotly=get_plotlyjs(),
-        style=_STYLE,
-        body="\n".join(body),
-    )
+        body.append(section(f"By {segment}", _segment_table(document, segment), class_="segment"))
+    body.append(section("Rising reasons: example answers", _examples(document)))
+    body.append(section("Emerging reasons", _emerging(document)))
+    return page(f"Churn reason trends · {document.source}", body)
 
 
 def _header(document: TrendsDocument, retention_report: str | None = None) -> str:
@@ -222,29 +179,18 @@ def _header(document: TrendsDocument, retention_report: str | None = None) -> st
         facts.append((f"answers in {last.period}", f"{last.answers:,}"))
         if last.revenue_lost is not None:
             facts.append((f"revenue lost in {last.period}", f"{last.revenue_lost:,.2f}"))
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    items = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in facts)
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in document.notes)
     return (
-        f"<header><h1>Churn reason trends</h1><p class=hint>generated {generated}"
+        f"<header><h1>Churn reason trends</h1><p class=hint>generated {generated_now()}"
         + (
             f" · <a class=retention-link href='{html.escape(retention_report)}'>retention: what the save offers "
             "kept</a>"
             if retention_report
             else ""
         )
-        + f"</p><dl class=facts>{items}</dl>"
-        + (f"<ul class=notes>{notes}</ul>" if notes else "")
+        + "</p>"
+        + facts_and_notes(facts, document.notes)
         + "</header>"
     )
-
-
-def _section(title: str, content: str, class_: str = "") -> str:
-    return f"<section class='{class_}'><h2>{html.escape(title)}</h2>{content}</section>"
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}%"
 
 
 def _pts(value: float | None) -> str:
@@ -252,10 +198,6 @@ def _pts(value: float | None) -> str:
         return "–"
     css = "up" if value > 0.05 else "down" if value < -0.05 else "flat"
     return f"<span class={css}>{value:+.1f}</span>"
-
-
-def _money(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f}"
 
 
 def _period_table(document: TrendsDocument) -> str:
@@ -271,14 +213,14 @@ def _period_table(document: TrendsDocument) -> str:
     for period in document.periods[::-1]:
         mine = {r.category: r for r in rows if r.period_start == period.start}
         cells = "".join(
-            f"<td>{_pct(mine[c].share_pct)}"
-            + (f"<br><small>{_money(mine[c].revenue_lost)}</small>" if has_weight else "")
+            f"<td>{percent(mine[c].share_pct)}"
+            + (f"<br><small>{money(mine[c].revenue_lost)}</small>" if has_weight else "")
             + "</td>"
             for c in CATEGORIES
         )
         lines.append(
             f"<tr><td>{period.period}</td><td>{period.answers:,}</td>"
-            + (f"<td>{_money(period.revenue_lost)}</td>" if has_weight else "")
+            + (f"<td>{money(period.revenue_lost)}</td>" if has_weight else "")
             + cells
             + "</tr>"
         )
@@ -298,9 +240,9 @@ def _movers_table(document: TrendsDocument, movers: list[TrendRow]) -> str:
     )
     lines = [
         f"<tr><td>{html.escape(m.category)} / {html.escape(m.sub_reason or '')}</td><td>{m.answers:,}</td>"
-        f"<td>{_pct(m.share_pct)}</td><td>{_pts(m.share_change_pts)}</td>"
+        f"<td>{percent(m.share_pct)}</td><td>{_pts(m.share_change_pts)}</td>"
         + (
-            f"<td>{_money(m.revenue_lost)}</td><td>{_pct(m.revenue_share_pct)}</td><td>{_pts(m.revenue_share_change_pts)}</td>"
+            f"<td>{money(m.revenue_lost)}</td><td>{percent(m.revenue_share_pct)}</td><td>{_pts(m.revenue_share_change_pts)}</td>"
             if has_weight
             else ""
         )
@@ -326,7 +268,7 @@ def _segment_table(document: TrendsDocument, segment: str) -> str:
         return "<p>No answers.</p>"
     has_weight = document.columns.weight is not None
     last = document.periods[-1]
-    rows = [r for r in document.rows if r.segment == segment and r.level == "category" and r.period_start == last.start]
+    rows = document.latest_rows(segment=segment)
     values = list(dict.fromkeys(r.segment_value for r in rows))
     head = (
         f"<tr><th rowspan=2>{html.escape(segment)}</th><th rowspan=2>answers</th>"
@@ -342,13 +284,13 @@ def _segment_table(document: TrendsDocument, segment: str) -> str:
         answers = sum(r.answers for r in mine.values())
         revenue = sum(r.revenue_lost or 0 for r in mine.values())
         cells = "".join(
-            f"<td>{_pct(mine[c].share_pct)}</td><td>{_pts(mine[c].share_change_pts)}</td>"
-            + (f"<td>{_pct(mine[c].revenue_share_pct)}</td>" if has_weight else "")
+            f"<td>{percent(mine[c].share_pct)}</td><td>{_pts(mine[c].share_change_pts)}</td>"
+            + (f"<td>{percent(mine[c].revenue_share_pct)}</td>" if has_weight else "")
             for c in CATEGORIES
         )
         lines.append(
             f"<tr><td>{html.escape(value)}</td><td>{answers:,}</td>"
-            + (f"<td>{_money(revenue)}</td>" if has_weight else "")
+            + (f"<td>{money(revenue)}</td>" if has_weight else "")
             + cells
             + "</tr>"
         )
@@ -405,30 +347,3 @@ def _emerging(document: TrendsDocument) -> str:
             f"<p><b>{html.escape(', '.join(reason.keywords))}</b></p><p class=hint>{nearest}</p>{quotes}</div>"
         )
     return intro + "<div class=examples>" + "".join(blocks) + "</div>"
-
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-header,section{background:#fff;margin:16px auto;max-width:1200px;padding:16px 24px;border-radius:8px;box-shadow:0 1px 3px #0001}
-h1{margin:0 0 4px}h2{margin-top:0;font-size:1.25em}h3{font-size:1em;margin:0 0 6px}
-.hint{color:#667;font-size:.9em}.facts{display:flex;flex-wrap:wrap;gap:8px 28px;margin:12px 0}.facts dt{color:#667;font-size:.8em}
-.facts dd{margin:0;font-weight:600}.notes{color:#8a5a00;margin:8px 0 0}
-table{border-collapse:collapse;margin:8px 0;font-size:.9em}th,td{border-bottom:1px solid #e3e6ea;padding:4px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}caption{text-align:left;color:#667;padding:4px 0}
-.up{color:#c0392b}.down{color:#1e8449}.flat{color:#667}
-.examples{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
-.example{border:1px solid #e3e6ea;border-radius:6px;padding:10px}
-blockquote{margin:6px 0;padding:4px 10px;border-left:3px solid #c8ced6;color:#333}
-.wide{overflow-x:auto}.segment-table{font-size:.82em}
-details summary{cursor:pointer;color:#445;margin:8px 0}
-"""  # noqa: E501 - CSS as written
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{style}</style>
-<script type="text/javascript">{plotly}</script>
-</head><body>
-{body}
-</body></html>
-"""

@@ -194,10 +194,6 @@ class DuckDBFileSource(TrendSource):
         assert self._columns is not None
         return self._columns
 
-    def column_type(self, column: str) -> str:
-        self.columns  # noqa: B018 - describes the file once
-        return self._types.get(column, "VARCHAR")
-
     def relation(self, con: Any, columns: list[str]) -> str:
         self._describe(con)
         selected = [_as_text(quote_identifier(c), self._types[c]) + f" AS {quote_identifier(c)}" for c in columns]
