@@ -269,7 +269,9 @@ class StoreSource(ChunkedSource):
         from ..answer_store_schema import classified_answers
 
         url = database_url(store)
-        self.table = table if table is not None else classified_answers
+        self.schema = table if table is not None else classified_answers
+        """The table read, as answer_store_schema.py defines it."""
+        self.table = self.schema.name
         super().__init__(_hide_password(store))
         if url.startswith("sqlite:"):
             from sqlalchemy.engine import make_url
@@ -280,15 +282,14 @@ class StoreSource(ChunkedSource):
         try:
             self.engine = create_engine(url)
             inspector = inspect(self.engine)
-            name = self.table.name
-            if not inspector.has_table(name):
-                raise InputError(f"{self.description}: no table {name!r}; is this the classify service's store?")
-            present = {c["name"] for c in inspector.get_columns(name)}
+            if not inspector.has_table(self.table):
+                raise InputError(f"{self.description}: no table {self.table!r}; is this the classify service's store?")
+            present = {c["name"] for c in inspector.get_columns(self.table)}
         except InputError:
             raise
         except Exception as error:
             raise SourceUnreadable(f"{self.description}: cannot open the store: {_first_line(error)}") from None
-        self._columns = [c.name for c in self.table.columns if c.name in present]
+        self._columns = [c.name for c in self.schema.columns if c.name in present]
 
     @property
     def columns(self) -> list[str]:
@@ -339,7 +340,7 @@ class StoreSource(ChunkedSource):
 
         if self.engine.dialect.name != "postgresql" or self._tolerant:
             return None
-        stored = self.table
+        stored = self.schema
         summed_weight = grouping.weight is not None and _is_number(stored, grouping.weight)
         by_value = list(grouping.columns)
         if grouping.weight is not None and not summed_weight:
@@ -414,7 +415,7 @@ class StoreSource(ChunkedSource):
     def _chunks(self, columns: list[str], window: tuple[datetime, datetime] | None = None) -> Iterator[pd.DataFrame]:
         from sqlalchemy import Text, cast, select
 
-        stored = self.table
+        stored = self.schema
         selected, kinds = [stored.c["id"].label(ROW)], {}
         if self._tolerant:
             selected.append(cast(stored.c["metadata"], Text()).label(_METADATA_TEXT))
