@@ -79,7 +79,7 @@ async def retention(
         raise ApiError(404, "no_store", "the service stores no answers (setting `store` is empty): no retention")
     for segment in by:
         check_segment(segment, settings.trends_metadata_keys)
-    controls = {name: e.control_variant for name, e in state.offers_config.experiments.items()}
+    controls = state.offers_config.experiment_controls
     try:  # the options hold only what the caller sent: their errors may quote it
         options = RetentionOptions(
             period=Period.parse(period),
