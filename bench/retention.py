@@ -265,7 +265,8 @@ def _classify_round(folder: Path, model: str, texts: list[str], fields: list[dic
             deadline = time.monotonic() + 600
             while True:
                 counts = outbox.counts()
-                if counts["pending"] + counts["retrying"] == 0 or time.monotonic() > deadline:
+                settled = counts["delivered"] + counts["dead"] == sum(counts.values())  # none pending or in flight
+                if settled or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
             delivered = time.perf_counter() - started
