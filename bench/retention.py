@@ -234,10 +234,7 @@ def _teams() -> list[str]:
     from reason_classifier.service.settings import DEFAULT_OFFERS_PATH
     from reason_classifier.taxonomy import Taxonomy
 
-    taxonomy = Taxonomy.load()
-    teams = {s.owner for c in taxonomy.categories.values() for s in c.sub_reasons.values()}
-    teams |= {rule.team for rule in OffersConfig.load(DEFAULT_OFFERS_PATH).rules if rule.team}
-    return sorted(teams)
+    return sorted(OffersConfig.load(DEFAULT_OFFERS_PATH).alerted_teams(Taxonomy.load()))
 
 
 def _classify_round(folder: Path, model: str, texts: list[str], fields: list[dict], webhooks: dict | None) -> dict:

@@ -194,6 +194,11 @@ class OffersConfig(BaseModel):
     default_offer: _Identifier = "none"
     alerts: AlertOptions = Field(default_factory=AlertOptions)
 
+    def alerted_teams(self, taxonomy: Taxonomy) -> set[str]:
+        """Every team an answer can alert: the taxonomy's owners and the rules' own teams."""
+        teams = {s.owner for c in taxonomy.categories.values() for s in c.sub_reasons.values()}
+        return teams | {rule.team for rule in self.rules if rule.team}
+
     @property
     def experiment_controls(self) -> dict[str, str]:
         """Each experiment's control variant, by experiment name: what the retention report compares with."""

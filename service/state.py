@@ -170,8 +170,7 @@ class ServiceState:
 
     def _check_webhook_teams(self, taxonomy: Taxonomy) -> None:
         """Refuse a webhook for a team nothing alerts: a typo would leave the real team without alerts."""
-        teams = {s.owner for c in taxonomy.categories.values() for s in c.sub_reasons.values()}
-        teams |= {rule.team for rule in self.offers_config.rules if rule.team}
+        teams = self.offers_config.alerted_teams(taxonomy)
         for team in self.settings.webhooks:
             if team not in teams:
                 raise ConfigError(
